@@ -1,0 +1,90 @@
+"""The embedded stream: follows the event store's notification log in-process.
+
+SQLite cannot push new events, so subscribers poll the log; to keep latency low
+without hammering the database, the event store's writer wakes them the moment a
+group commits (in this process), and a short poll interval catches writes made by
+other processes (a CLI import while the server runs).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+
+from eventsourcing.persistence import ApplicationRecorder
+
+from infra.envelopes import envelope_from_notification
+from projections.stream import PositionLookup, StreamRecord
+
+PARTITION = 0
+
+
+class EmbeddedStream:
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        *,
+        decode_state: Callable[[bytes], bytes] | None = None,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.recorder = recorder
+        self.decode_state = decode_state
+        self.poll_interval = poll_interval
+        self._new_events = threading.Condition()
+        self._head_seen = 0
+
+    def notify(self, head: int) -> None:
+        """Called by the event store after each commit."""
+        with self._new_events:
+            self._head_seen = max(self._head_seen, head)
+            self._new_events.notify_all()
+
+    def head(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    def subscribe(self, group: str, lookup: PositionLookup) -> EmbeddedSubscription:
+        return EmbeddedSubscription(self, lookup([PARTITION])[PARTITION])
+
+    def read(self, after: int, limit: int) -> list[StreamRecord]:
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        decode = self.decode_state
+        return [
+            StreamRecord(
+                PARTITION,
+                n.id,
+                envelope_from_notification(n, decode(n.state) if decode else None),
+            )
+            for n in notifications
+        ]
+
+    def wait_for_new(self, after: int, timeout: float) -> None:
+        with self._new_events:
+            if self._head_seen <= after:
+                self._new_events.wait(min(timeout, self.poll_interval))
+
+
+class EmbeddedSubscription:
+    def __init__(self, stream: EmbeddedStream, after: int) -> None:
+        self.stream = stream
+        self.after = max(after, 0)
+        self.closed = False
+
+    def poll(self, max_records: int, timeout: float) -> list[StreamRecord]:
+        records = self.stream.read(self.after, max_records)
+        if not records and timeout > 0 and not self.closed:
+            self.stream.wait_for_new(self.after, timeout)
+            records = self.stream.read(self.after, max_records)
+        if records:
+            self.after = records[-1].offset
+        return records
+
+    def committed(self, offsets: Mapping[int, int]) -> None:
+        """Positions live in the subscriber's database; nothing to do here."""
+
+    def lag(self) -> int | None:
+        return max(self.stream.head() - self.after, 0)
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,199 @@
+"""The SQLite event store with group commit and atomic idempotency records.
+
+The library's recorder commits one transaction per ``save``; at 16 concurrent
+requests that caps throughput at the disk's fsync rate. This recorder hands each
+``insert_events`` call to a single writer thread which commits everything queued
+in one transaction, each call inside its own SAVEPOINT: calls stay atomic and
+independent (a conflicting call rolls back alone), and one fsync serves many.
+
+Idempotency records (``save(..., idempotency=[...])``) are written in the same
+savepoint as the events, so a command's events and the record of its key commit
+or vanish together.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+
+IDEMPOTENCY_DDL = """
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    response TEXT NOT NULL,
+    position INTEGER,
+    recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (scope, key)
+)
+"""
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    scope: str
+    key: str
+    fingerprint: str
+    response: str  # JSON
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    fingerprint: str
+    response: str
+    position: int | None
+
+
+class IdempotencyKeyTakenError(IntegrityError):
+    """Another request with the same idempotency key committed first."""
+
+    def __init__(self, scope: str, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} already used")
+        self.scope = scope
+        self.key = key
+
+
+@dataclass
+class _Job:
+    events: Sequence[StoredEvent]
+    idempotency: Sequence[IdempotencyRecord]
+    done: threading.Event = field(default_factory=threading.Event)
+    ids: list[int] = field(default_factory=list)
+    error: Exception | None = None
+
+
+CommitListener = Callable[[int], None]
+
+
+class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
+    max_group = 512
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self.listeners: list[CommitListener] = []
+        self.groups_committed = 0
+        self.calls_committed = 0
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), IDEMPOTENCY_DDL]
+
+    # -- writing -------------------------------------------------------------------
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        job = _Job(stored_events, kwargs.get("idempotency") or ())
+        self._ensure_writer()
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.ids
+
+    def _ensure_writer(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            return
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="event-store-writer", daemon=True
+                )
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            while len(jobs) < self.max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                jobs.append(nxt)
+            self._commit_group(jobs)
+
+    def _commit_group(self, jobs: list[_Job]) -> None:
+        try:
+            with self.datastore.transaction(commit=True) as c:
+                for job in jobs:
+                    self._insert_job(c, job)
+        except Exception as exc:  # the whole group failed to commit: nothing was written
+            error = exc if isinstance(exc, PersistenceError) else PersistenceError(str(exc))
+            for job in jobs:
+                if job.error is None:
+                    job.error = error
+                    job.ids = []
+        else:
+            committed = [j for j in jobs if j.error is None]
+            self.groups_committed += 1
+            self.calls_committed += len(committed)
+            head = max((max(j.ids) for j in committed if j.ids), default=None)
+            if head is not None:
+                for listener in self.listeners:
+                    listener(head)
+        finally:
+            for job in jobs:
+                job.done.set()
+
+    def _insert_job(self, c: SQLiteCursor, job: _Job) -> None:
+        c.execute("SAVEPOINT job")
+        try:
+            for record in job.idempotency:
+                try:
+                    c.execute(
+                        "INSERT INTO idempotency_keys (scope, key, fingerprint, response) "
+                        "VALUES (?, ?, ?, ?)",
+                        (record.scope, record.key, record.fingerprint, record.response),
+                    )
+                except sqlite3.IntegrityError:
+                    raise IdempotencyKeyTakenError(record.scope, record.key) from None
+            ids = list(self._insert_events(c, job.events) or [])
+            if job.idempotency and ids:
+                c.executemany(
+                    "UPDATE idempotency_keys SET position = ? WHERE scope = ? AND key = ?",
+                    [(max(ids), r.scope, r.key) for r in job.idempotency],
+                )
+        except IdempotencyKeyTakenError as exc:
+            c.execute("ROLLBACK TO job")
+            job.error = exc
+        except sqlite3.IntegrityError as exc:
+            c.execute("ROLLBACK TO job")
+            job.error = IntegrityError(exc)
+        else:
+            job.ids = ids
+        finally:
+            c.execute("RELEASE job")
+
+    def close(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(5)
+
+    # -- reading idempotency records -------------------------------------------------
+
+    def find_response(self, scope: str, key: str) -> StoredResponse | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT fingerprint, response, position FROM idempotency_keys "
+                "WHERE scope = ? AND key = ?",
+                (scope, key),
+            )
+            row = c.fetchone()
+        if row is None:
+            return None
+        return StoredResponse(row["fingerprint"], row["response"], row["position"])

@@ -1,0 +1,106 @@
+"""All configuration, read once from the environment (prefix ``CIVIC_``) or a
+``.env`` file, validated strictly. Insecure defaults fail fast in production."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.points import ExpiryKind, ExpiryPolicy
+
+WEAK_SECRETS = {"", "changeme", "secret", "dev", "test"}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CIVIC_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # event store
+    event_store: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_dsn: str | None = None
+    aggregate_cache_size: int = 20_000
+
+    # stream: embedded (None) or Kafka bootstrap servers on loopback
+    kafka: str | None = None
+    kafka_topic: str = "civic.events"
+    kafka_partitions: int = 6
+    run_projections: bool = True  # run the projection runners inside the API process
+
+    # secrets: the keyed hash of identity-document numbers
+    document_secret: SecretStr | None = None
+
+    # points
+    timezone: str = "Asia/Shanghai"
+    expiry: ExpiryKind = ExpiryKind.NEVER
+    expiry_days: int | None = None
+    organizer_hours_factor: str = "4/5"  # points factor for hours entered by an organizer
+
+    # API behaviour
+    read_wait_timeout: float = Field(default=5.0, ge=0, le=30)
+    max_body_bytes: int = 1_048_576
+    max_batch_items: int = 5_000
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.environment == Environment.PRODUCTION:
+            secret = self.document_secret.get_secret_value() if self.document_secret else ""
+            if secret.lower() in WEAK_SECRETS or len(secret) < 32:
+                msg = "CIVIC_DOCUMENT_SECRET must be set to at least 32 random characters"
+                raise ValueError(msg)
+        if self.event_store == "postgres" and not self.postgres_dsn:
+            msg = "CIVIC_POSTGRES_DSN is required when CIVIC_EVENT_STORE=postgres"
+            raise ValueError(msg)
+        if self.kafka:
+            for server in self.kafka.split(","):
+                host = server.rsplit(":", 1)[0].strip("[]")
+                if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+                    msg = f"Kafka bootstrap {server!r} is not a loopback address"
+                    raise ValueError(msg)
+        return self
+
+    @cached_property
+    def expiry_policy(self) -> ExpiryPolicy:
+        return ExpiryPolicy(kind=self.expiry, days=self.expiry_days, timezone=self.timezone)
+
+    def document_secret_bytes(self) -> bytes:
+        """The configured secret, or one generated once and kept in the data dir
+        (development convenience; production refuses to start without one)."""
+        if self.document_secret is not None:
+            return self.document_secret.get_secret_value().encode()
+        path = self.data_dir / "document-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    @property
+    def events_db(self) -> Path:
+        return self.data_dir / "events.sqlite"
+
+    @property
+    def views_dir(self) -> Path:
+        return self.data_dir / "views"
+
+    @property
+    def keys_db(self) -> Path:
+        return self.data_dir / "keys.sqlite"

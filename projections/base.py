@@ -1,0 +1,67 @@
+"""The base class of every projection: tables, and how a batch of events applies."""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from eventsourcing.utils import get_topic
+
+from projections.envelope import EventEnvelope
+
+Handler = Callable[[Any, Any, EventEnvelope], None]
+H = TypeVar("H", bound=Handler)
+
+
+def handles(*event_classes: type) -> Callable[[H], H]:
+    """Mark a method as the handler of the given domain event classes."""
+
+    def decorate(method: H) -> H:
+        method.__handles__ = [get_topic(c) for c in event_classes]  # type: ignore[attr-defined]
+        return method
+
+    return decorate
+
+
+class Projection(ABC):
+    """A read model. Subclasses declare ``name``, their DDL, a per-batch state and
+    handlers marked with :func:`handles`; :meth:`apply` runs a batch of events
+    through them inside the runner's transaction and then flushes the batch."""
+
+    name: ClassVar[str]
+    handlers: ClassVar[dict[str, str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                for topic in getattr(value, "__handles__", ()):
+                    table[topic] = attr
+        cls.handlers = table
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self.handlers)
+
+    @abstractmethod
+    def create_tables(self, conn: sqlite3.Connection) -> None: ...
+
+    @abstractmethod
+    def begin_batch(self, conn: sqlite3.Connection) -> Any:
+        """State that handlers accumulate into for one batch (e.g. counters)."""
+
+    @abstractmethod
+    def flush_batch(self, conn: sqlite3.Connection, batch: Any) -> None:
+        """Write the accumulated batch state in the current transaction."""
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[EventEnvelope]) -> None:
+        batch = self.begin_batch(conn)
+        handlers = self.handlers
+        for envelope in events:
+            attr = handlers.get(envelope.type)
+            if attr is not None:
+                getattr(self, attr)(conn, batch, envelope)
+        self.flush_batch(conn, batch)

@@ -1,0 +1,1 @@
+"""Application services, the HTTP API, the CLI and the composition root."""

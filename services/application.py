@@ -1,0 +1,226 @@
+"""The civic application: a thin command/query facade over the event store.
+
+Commands run through :meth:`CivicApplication.execute` (one command) or
+:meth:`CivicApplication.execute_batch` (many, one transaction). Both honour
+idempotency keys atomically with the events they record, retry on optimistic
+concurrency conflicts (so two sign-ups racing for an activity both land if there
+is room), and report the store position of their last event so readers can wait
+for the read models to catch up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.base import acting_as
+from domain.errors import ConflictError, DomainError
+from domain.points import ExpiryPolicy, PointsRule
+from infra.event_store import IdempotencyKeyTakenError, IdempotencyRecord, StoredResponse
+from services.commands import Command
+from services.handlers import HANDLERS, Context, Result
+from services.principals import ForbiddenError, Principal
+from services.unit_of_work import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+MAX_ATTEMPTS = 8
+
+
+class IdempotencyMismatchError(DomainError):
+    code = "idempotency-key-reused"
+
+
+class ConcurrencyError(ConflictError):
+    code = "concurrent-modification"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    result: Result
+    position: int | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    command: Command
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    ok: bool
+    result: Result | None = None
+    position: int | None = None
+    replayed: bool = False
+    error: DomainError | ForbiddenError | None = None
+
+
+def fingerprint(command: Command) -> str:
+    return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
+
+
+def _json(result: Result) -> str:
+    return json.dumps(result, default=str, ensure_ascii=False, sort_keys=True)
+
+
+class CivicApplication(Application[UUID]):
+    name = "civic"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        document_secret: bytes,
+        points_rule: PointsRule | None = None,
+        expiry_policy: ExpiryPolicy | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.document_secret = document_secret
+        self.points_rule = points_rule or PointsRule()
+        self.expiry_policy = expiry_policy or ExpiryPolicy()
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # -- commands ------------------------------------------------------------------
+
+    def context(self, principal: Principal) -> Context:
+        return Context(
+            principal=principal,
+            now=self.clock(),
+            points_rule=self.points_rule,
+            expiry_policy=self.expiry_policy,
+            document_secret=self.document_secret,
+        )
+
+    def execute(
+        self, command: Command, principal: Principal, idempotency_key: str | None = None
+    ) -> CommandResult:
+        outcome = self.execute_batch([BatchItem(command, idempotency_key)], principal)[0]
+        if outcome.error is not None:
+            raise outcome.error
+        return CommandResult(outcome.result or {}, outcome.position, outcome.replayed)
+
+    def execute_batch(self, items: Sequence[BatchItem], principal: Principal) -> list[ItemOutcome]:
+        """Run every item; commit all successful items' events in one transaction.
+
+        Items that fail (a domain rule, the caller's reach) are reported and leave
+        no trace; a retried idempotency key returns its original result.
+        """
+        outcomes: dict[int, ItemOutcome] = {}
+        pending = self._replay_known_keys(items, principal, outcomes)
+        for _attempt in range(MAX_ATTEMPTS):
+            uow = UnitOfWork(self.repository)
+            ctx = self.context(principal)
+            succeeded: list[tuple[int, Result, int, int]] = []  # index, result, event span
+            with acting_as(principal.actor):
+                for i in pending:
+                    handler = HANDLERS[type(items[i].command)]
+                    start = len(uow.events)
+                    try:
+                        result = handler(items[i].command, uow, ctx)
+                    except (DomainError, ForbiddenError) as exc:
+                        uow.discard_item()
+                        outcomes[i] = ItemOutcome(ok=False, error=exc)
+                        continue
+                    uow.commit_item()
+                    succeeded.append((i, result, start, len(uow.events)))
+            if not succeeded:
+                break
+            records = [
+                IdempotencyRecord(
+                    principal.key_id, key, fingerprint(items[i].command), _json(result)
+                )
+                for i, result, _, _ in succeeded
+                if (key := items[i].idempotency_key)
+            ]
+            try:
+                recordings = self.save(*uow.events, idempotency=records)
+            except IdempotencyKeyTakenError:
+                # a concurrent retry of one of these keys committed first: answer it
+                # with the stored result and run the others again
+                pending = self._replay_known_keys(items, principal, outcomes, only=pending)
+                continue
+            except IntegrityError:
+                log.debug("command.conflict_retry", attempt=_attempt)
+                for i, _, _, _ in succeeded:
+                    outcomes.pop(i, None)
+                continue
+            ids = [r.notification.id for r in recordings]
+            for i, result, start, end in succeeded:
+                position = ids[end - 1] if end > start else (max(ids) if ids else None)
+                outcomes[i] = ItemOutcome(ok=True, result=result, position=position)
+            break
+        else:
+            for i in pending:
+                if i not in outcomes:
+                    outcomes[i] = ItemOutcome(
+                        ok=False,
+                        error=ConcurrencyError(
+                            "too many concurrent changes to the same records; retry"
+                        ),
+                    )
+        return [outcomes[i] for i in range(len(items))]
+
+    def _replay_known_keys(
+        self,
+        items: Sequence[BatchItem],
+        principal: Principal,
+        outcomes: dict[int, ItemOutcome],
+        only: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Answer items whose key was already used; return the indexes still to run."""
+        pending = []
+        for i in only if only is not None else range(len(items)):
+            item = items[i]
+            stored = (
+                self.find_response(principal.key_id, item.idempotency_key)
+                if item.idempotency_key
+                else None
+            )
+            if stored is None:
+                pending.append(i)
+            elif stored.fingerprint != fingerprint(item.command):
+                outcomes[i] = ItemOutcome(
+                    ok=False,
+                    error=IdempotencyMismatchError(
+                        "this Idempotency-Key was used for a different request"
+                    ),
+                )
+            else:
+                outcomes[i] = ItemOutcome(
+                    ok=True,
+                    result=json.loads(stored.response),
+                    position=stored.position,
+                    replayed=True,
+                )
+        return pending
+
+    def find_response(self, scope: str, key: str) -> StoredResponse | None:
+        find = getattr(self.recorder, "find_response", None)
+        if find is None:
+            msg = "the configured event store does not record idempotency keys"
+            raise TypeError(msg)
+        response: StoredResponse | None = find(scope, key)
+        return response
+
+    # -- queries -------------------------------------------------------------------
+
+    def get(self, aggregate_id: UUID) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def head(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)

@@ -1,0 +1,90 @@
+"""The composition root: builds the application, the stream and the projection
+runners from settings. Nothing connects at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from eventsourcing.utils import get_topic
+
+from domain.points import HoursSource, PointsRule
+from infra.embedded_stream import EmbeddedStream
+from infra.event_store import GroupCommitSQLiteRecorder
+from infra.settings import Settings
+from projections.runner import ProjectionRunner
+from projections.store import ViewStore
+from projections.stream import EventStream
+from services.application import CivicApplication
+
+
+def event_store_env(settings: Settings) -> dict[str, str]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.events_db),
+        "SQLITE_LOCK_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": get_topic(GroupCommitSQLiteRecorder),
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+    }
+
+
+def build_application(settings: Settings) -> CivicApplication:
+    rule = PointsRule(
+        source_factors={
+            HoursSource.CHECKIN: Fraction(1),
+            HoursSource.ORGANIZER: Fraction(settings.organizer_hours_factor),
+        }
+    )
+    return CivicApplication(
+        event_store_env(settings),
+        document_secret=settings.document_secret_bytes(),
+        points_rule=rule,
+        expiry_policy=settings.expiry_policy,
+    )
+
+
+def build_stream(settings: Settings, app: CivicApplication) -> EventStream:
+    if settings.kafka:
+        from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - optional adapter
+
+        return KafkaStream.from_settings(settings)
+    stream = EmbeddedStream(app.recorder)
+    recorder = app.recorder
+    if isinstance(recorder, GroupCommitSQLiteRecorder):
+        recorder.listeners.append(stream.notify)
+    return stream
+
+
+def build_runners(settings: Settings, stream: EventStream) -> dict[str, ProjectionRunner]:
+    from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
+
+    runners = {}
+    for name, factory in PROJECTIONS.items():
+        store = ViewStore(settings.views_dir / f"{name}.sqlite")
+        runners[name] = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
+    return runners
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    app: CivicApplication
+    stream: EventStream
+    runners: dict[str, ProjectionRunner] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Platform:
+        app = build_application(settings)
+        stream = build_stream(settings, app)
+        return cls(settings, app, stream, build_runners(settings, stream))
+
+    def start(self) -> None:
+        if self.settings.run_projections:
+            for runner in self.runners.values():
+                runner.start()
+
+    def close(self) -> None:
+        for runner in self.runners.values():
+            runner.stop()
+        self.app.close()

@@ -1,0 +1,70 @@
+"""A unit of work over the event store's repository.
+
+Commands load aggregates through it (each at most once per unit of work, so a
+batch's later items see its earlier items' changes), and it gathers the events
+they trigger, in order, for one atomic ``save``. When an item fails after some
+aggregate already changed, that aggregate is rebuilt from the store plus the
+events earlier items produced, so the failed item leaves no trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.domain import Aggregate
+
+from domain.errors import NotFoundError
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class UnitOfWork:
+    def __init__(self, repository: Repository[UUID]) -> None:
+        self._repository = repository
+        self._aggregates: dict[UUID, Aggregate] = {}
+        self.events: list[Any] = []
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        aggregate = self._aggregates.get(aggregate_id)
+        if aggregate is None:
+            try:
+                aggregate = self._repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+            self._aggregates[aggregate_id] = aggregate
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def get(self, cls: type[A], aggregate_id: UUID) -> A:
+        aggregate = self.find(cls, aggregate_id)
+        if aggregate is None:
+            raise NotFoundError(f"{cls.__name__} {aggregate_id} not found")
+        return aggregate
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+
+    def commit_item(self) -> None:
+        """Move the events the last command triggered into this unit of work."""
+        for aggregate in self._aggregates.values():
+            if aggregate.pending_events:
+                self.events.extend(aggregate.collect_events())
+
+    def discard_item(self) -> None:
+        """Undo what the last (failed) command did to the loaded aggregates."""
+        for aggregate_id, aggregate in list(self._aggregates.items()):
+            if not aggregate.pending_events:
+                continue
+            aggregate.collect_events()
+            kept = [e for e in self.events if e.originator_id == aggregate_id]
+            try:
+                rebuilt: Aggregate | None = self._repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                rebuilt = None
+            for event in kept:
+                rebuilt = event.mutate(rebuilt)
+            if rebuilt is None:
+                del self._aggregates[aggregate_id]
+            else:
+                self._aggregates[aggregate_id] = rebuilt

@@ -1,0 +1,253 @@
+"""Service-layer scenarios against the real application on a temporary SQLite store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from domain.errors import ConflictError, NotFoundError
+from domain.passbook import Passbook
+from infra.event_store import GroupCommitSQLiteRecorder
+from infra.settings import Settings
+from services import commands as c
+from services.application import (
+    BatchItem,
+    CivicApplication,
+    IdempotencyMismatchError,
+)
+from services.bootstrap import build_application
+from services.principals import SYSTEM, ForbiddenError, Principal, Role
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+ID_NUMBERS = ["11010519491231002X", "440524188001010014", "110101199003074477"]
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[CivicApplication]:
+    application = build_application(Settings(data_dir=tmp_path))
+    application.clock = lambda: NOW
+    yield application
+    application.close()
+
+
+def _network(app: CivicApplication) -> dict[str, UUID]:
+    ids: dict[str, UUID] = {}
+    ids["center"] = UUID(
+        app.execute(c.OpenUnit(code="c", name="中心", tier="center"), SYSTEM).result["unit_id"]
+    )
+    ids["institute"] = UUID(
+        app.execute(
+            c.OpenUnit(code="i", name="所", tier="institute", parent_id=ids["center"]), SYSTEM
+        ).result["unit_id"]
+    )
+    for s in ("s1", "s2"):
+        ids[s] = UUID(
+            app.execute(
+                c.OpenUnit(code=s, name=s, tier="station", parent_id=ids["institute"]), SYSTEM
+            ).result["unit_id"]
+        )
+    return ids
+
+
+def _volunteer(app: CivicApplication, station: UUID, n: int = 0) -> UUID:
+    cmd = c.RegisterVolunteer(
+        home_station_id=station, name=f"志愿者{n}", phone="13800000000", id_number=ID_NUMBERS[n]
+    )
+    return UUID(app.execute(cmd, SYSTEM).result["volunteer_id"])
+
+
+def _activity(app: CivicApplication, unit: UUID, capacity: int = 5) -> UUID:
+    cmd = c.PublishActivity(
+        unit_id=unit,
+        title="垃圾分类宣传",
+        category="environment",
+        starts_at=NOW + timedelta(hours=2),
+        ends_at=NOW + timedelta(hours=5),
+        location="小区广场",
+        capacity=capacity,
+        points_per_hour=10,
+    )
+    return UUID(app.execute(cmd, SYSTEM).result["activity_id"])
+
+
+def test_confirmation_awards_points_once(app: CivicApplication) -> None:
+    ids = _network(app)
+    v = _volunteer(app, ids["s1"])
+    a = _activity(app, ids["s1"])
+    app.execute(c.SignUp(activity_id=a, volunteer_id=v), SYSTEM)
+    app.clock = lambda: NOW + timedelta(hours=6)
+    app.execute(c.CheckIn(activity_id=a, volunteer_id=v, at=NOW + timedelta(hours=2)), SYSTEM)
+    app.execute(c.CheckOut(activity_id=a, volunteer_id=v, at=NOW + timedelta(hours=4)), SYSTEM)
+    result = app.execute(c.ConfirmService(activity_id=a, volunteer_id=v), SYSTEM).result
+    assert (result["minutes"], result["points"], result["hours_source"]) == (120, 20, "checkin")
+    with pytest.raises(ConflictError):
+        app.execute(c.ConfirmService(activity_id=a, volunteer_id=v), SYSTEM)
+    assert app.repository.get(Passbook.create_id(v)).balance == 20
+
+
+def test_duplicate_registration_is_refused(app: CivicApplication) -> None:
+    ids = _network(app)
+    _volunteer(app, ids["s1"])
+    with pytest.raises(ConflictError) as err:
+        _volunteer(app, ids["s2"])
+    assert err.value.code == "already-registered"
+
+
+def test_idempotent_retry_records_one_event(app: CivicApplication) -> None:
+    ids = _network(app)
+    cmd = c.RegisterVolunteer(
+        home_station_id=ids["s1"], name="李四", phone="13900000000", id_number=ID_NUMBERS[1]
+    )
+    first = app.execute(cmd, SYSTEM, idempotency_key="reg-1")
+    head = app.head()
+    again = app.execute(cmd, SYSTEM, idempotency_key="reg-1")
+    assert again.replayed and again.result == first.result and again.position == first.position
+    assert app.head() == head
+    other = cmd.model_copy(update={"name": "王五"})
+    with pytest.raises(IdempotencyMismatchError):
+        app.execute(other, SYSTEM, idempotency_key="reg-1")
+
+
+def test_concurrent_retries_of_one_key_record_one_event(app: CivicApplication) -> None:
+    ids = _network(app)
+    v = _volunteer(app, ids["s1"])
+    head = app.head()
+    cmd = c.AwardPoints(volunteer_id=v, points=3, reason="文明户评比")
+    results = []
+    barrier = threading.Barrier(12)
+
+    def go() -> None:
+        barrier.wait()
+        results.append(app.execute(cmd, SYSTEM, idempotency_key="award-7"))
+
+    threads = [threading.Thread(target=go) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert app.head() == head + 1
+    assert len({r.result["award_id"] for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+
+
+def test_batch_commits_good_items_in_one_transaction_and_leaves_no_trace_of_bad(
+    app: CivicApplication,
+) -> None:
+    ids = _network(app)
+    v1, v2 = _volunteer(app, ids["s1"], 0), _volunteer(app, ids["s1"], 1)
+    a = _activity(app, ids["s1"], capacity=1)
+    recorder = app.recorder
+    assert isinstance(recorder, GroupCommitSQLiteRecorder)
+    groups = recorder.groups_committed
+    items = [
+        BatchItem(c.SignUp(activity_id=a, volunteer_id=v1), "b1"),
+        BatchItem(c.SignUp(activity_id=a, volunteer_id=v1), "b2"),  # already signed up
+        BatchItem(c.SignUp(activity_id=a, volunteer_id=v2), "b3"),  # waitlisted
+        BatchItem(c.CancelSignup(activity_id=a, volunteer_id=v1), "b4"),  # promotes v2
+        BatchItem(c.SignUp(activity_id=UUID(int=1), volunteer_id=v2), "b5"),  # no such activity
+    ]
+    outcomes = app.execute_batch(items, SYSTEM)
+    assert [o.ok for o in outcomes] == [True, False, True, True, False]
+    assert isinstance(outcomes[1].error, ConflictError)
+    assert isinstance(outcomes[4].error, NotFoundError)
+    assert outcomes[3].result is not None
+    assert outcomes[3].result["promoted_volunteer_id"] == str(v2)
+    assert recorder.groups_committed == groups + 1
+    activity = app.repository.get(a)
+    assert activity.enrolled == [v2]
+    # the batch is replayable item by item
+    again = app.execute_batch(items, SYSTEM)
+    assert [o.replayed for o in again] == [True, False, True, True, False]
+
+
+def test_failed_item_in_a_batch_does_not_leak_partial_changes(app: CivicApplication) -> None:
+    ids = _network(app)
+    v = _volunteer(app, ids["s1"])
+    rice = app.execute(
+        c.ListReward(unit_id=ids["s1"], name="大米", cost_points=5, stock=3), SYSTEM
+    ).result["reward_id"]
+    app.execute(c.AwardPoints(volunteer_id=v, points=7, reason="x"), SYSTEM)
+    outcomes = app.execute_batch(
+        [
+            BatchItem(c.Redeem(volunteer_id=v, reward_id=rice)),
+            BatchItem(c.Redeem(volunteer_id=v, reward_id=rice)),  # only 2 points left
+            BatchItem(c.AwardPoints(volunteer_id=v, points=1, reason="y")),
+        ],
+        SYSTEM,
+    )
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert app.repository.get(Passbook.create_id(v)).balance == 3
+    assert app.repository.get(UUID(rice)).stock == 2
+
+
+def test_scoped_keys_act_only_within_their_subtree(app: CivicApplication) -> None:
+    ids = _network(app)
+    station_key = Principal("k1", "s1 kiosk", Role.SERVICE, ids["s1"])
+    institute_admin = Principal("k2", "i admin", Role.UNIT_ADMIN, ids["institute"])
+    auditor = Principal("k3", "auditor", Role.AUDITOR)
+    v = _volunteer(app, ids["s1"])
+    own = _activity(app, ids["s1"])
+    other = _activity(app, ids["s2"])
+    app.execute(c.SignUp(activity_id=own, volunteer_id=v), station_key)
+    with pytest.raises(ForbiddenError):
+        app.execute(c.SignUp(activity_id=other, volunteer_id=v), station_key)
+    app.execute(c.SignUp(activity_id=other, volunteer_id=v), institute_admin)
+    with pytest.raises(ForbiddenError):
+        app.execute(c.OpenUnit(code="c2", name="c2", tier="center"), institute_admin)
+    with pytest.raises(ForbiddenError):
+        app.execute(c.AwardPoints(volunteer_id=v, points=1, reason="x"), auditor)
+    with pytest.raises(ForbiddenError):
+        app.execute(c.AdjustPoints(volunteer_id=v, delta=5, reason="x"), institute_admin)
+
+
+def test_racing_for_the_last_item_exactly_one_wins(app: CivicApplication) -> None:
+    ids = _network(app)
+    volunteers = [_volunteer(app, ids["s1"], n) for n in range(3)]
+    for v in volunteers:
+        app.execute(c.AwardPoints(volunteer_id=v, points=50, reason="x"), SYSTEM)
+    oil = app.execute(
+        c.ListReward(unit_id=ids["s1"], name="食用油", cost_points=20, stock=1), SYSTEM
+    ).result["reward_id"]
+    wins, losses = [], []
+    barrier = threading.Barrier(9)
+
+    def go(v: UUID) -> None:
+        barrier.wait()
+        try:
+            wins.append(app.execute(c.Redeem(volunteer_id=v, reward_id=oil), SYSTEM))
+        except ConflictError as exc:
+            losses.append(exc.code)
+
+    threads = [threading.Thread(target=go, args=(volunteers[n % 3],)) for n in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert losses == ["out-of-stock"] * 8
+    assert app.repository.get(UUID(oil)).stock == 0
+
+
+def test_concurrent_sign_ups_never_exceed_capacity(app: CivicApplication) -> None:
+    ids = _network(app)
+    volunteers = [_volunteer(app, ids["s1"], n) for n in range(3)]
+    a = _activity(app, ids["s1"], capacity=2)
+    barrier = threading.Barrier(3)
+
+    def go(v: UUID) -> None:
+        barrier.wait()
+        app.execute(c.SignUp(activity_id=a, volunteer_id=v), SYSTEM)
+
+    threads = [threading.Thread(target=go, args=(v,)) for v in volunteers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    activity = app.repository.get(a)
+    assert len(activity.enrolled) == 2
+    assert len(activity.waitlist) == 1

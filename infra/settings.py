@@ -17,6 +17,14 @@ from domain.points import ExpiryKind, ExpiryPolicy
 WEAK_SECRETS = {"", "changeme", "secret", "dev", "test"}
 
 
+def _ensure_loopback(server: str) -> None:
+    """Only loopback addresses, ever: this platform's brokers and databases run here."""
+    host = server.rsplit(":", 1)[0].strip("[]")
+    if host not in ("localhost", "::1") and not host.startswith("127."):
+        msg = f"{server!r} is not a loopback address"
+        raise ValueError(msg)
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -35,6 +43,7 @@ class Settings(BaseSettings):
     # event store
     event_store: Literal["sqlite", "postgres"] = "sqlite"
     postgres_dsn: str | None = None
+    postgres_schema: str = "public"
     aggregate_cache_size: int = 20_000
 
     # stream: embedded (None) or Kafka bootstrap servers on loopback
@@ -69,12 +78,11 @@ class Settings(BaseSettings):
         if self.event_store == "postgres" and not self.postgres_dsn:
             msg = "CIVIC_POSTGRES_DSN is required when CIVIC_EVENT_STORE=postgres"
             raise ValueError(msg)
+        if self.postgres_dsn:
+            _ensure_loopback(self.postgres_dsn.rsplit("@", 1)[-1].split("/")[0])
         if self.kafka:
             for server in self.kafka.split(","):
-                host = server.rsplit(":", 1)[0].strip("[]")
-                if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
-                    msg = f"Kafka bootstrap {server!r} is not a loopback address"
-                    raise ValueError(msg)
+                _ensure_loopback(server)
         return self
 
     @cached_property

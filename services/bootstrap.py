@@ -20,11 +20,32 @@ from services.application import CivicApplication
 
 def event_store_env(settings: Settings) -> dict[str, str]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.event_store == "postgres":
+        return postgres_env(settings)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": str(settings.events_db),
         "SQLITE_LOCK_TIMEOUT": "30",
         "APPLICATION_RECORDER_TOPIC": get_topic(GroupCommitSQLiteRecorder),
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+    }
+
+
+def postgres_env(settings: Settings) -> dict[str, str]:
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from infra.postgres_store import PostgresIdempotentRecorder  # noqa: PLC0415
+
+    dsn = urlsplit(settings.postgres_dsn or "")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dsn.path.lstrip("/"),
+        "POSTGRES_HOST": dsn.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(dsn.port or 5432),
+        "POSTGRES_USER": dsn.username or "",
+        "POSTGRES_PASSWORD": dsn.password or "",
+        "POSTGRES_SCHEMA": settings.postgres_schema,
+        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresIdempotentRecorder),
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
     }
 

@@ -1,0 +1,85 @@
+"""The PostgreSQL event store: the library's recorder plus idempotency records
+written in the same transaction as the events (see ``infra.event_store``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from infra.event_store import IdempotencyKeyTakenError, IdempotencyRecord, StoredResponse
+
+IDEMPOTENCY_TABLE = "idempotency_keys"
+
+
+class PostgresIdempotentRecorder(PostgresApplicationRecorder):
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self._table = Identifier(datastore.schema or "public", IDEMPOTENCY_TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {t} ("
+                "scope text NOT NULL, key text NOT NULL, fingerprint text NOT NULL, "
+                "response text NOT NULL, position bigint, "
+                "recorded_at timestamptz NOT NULL DEFAULT now(), "
+                "PRIMARY KEY (scope, key))"
+            ).format(t=self._table)
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            return super().insert_events(stored_events, **kwargs)
+        except IntegrityError as exc:
+            records: Sequence[IdempotencyRecord] = kwargs.get("idempotency") or ()
+            if records and IDEMPOTENCY_TABLE in str(exc):
+                raise IdempotencyKeyTakenError(records[0].scope, records[0].key) from exc
+            raise
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        records: Sequence[IdempotencyRecord] = kwargs.get("idempotency") or ()
+        for r in records:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {t} (scope, key, fingerprint, response) VALUES (%s, %s, %s, %s)"
+                ).format(t=self._table),
+                (r.scope, r.key, r.fingerprint, r.response),
+            )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        records: Sequence[IdempotencyRecord] = kwargs.get("idempotency") or ()
+        if records and ids:
+            for r in records:
+                curs.execute(
+                    SQL("UPDATE {t} SET position = %s WHERE scope = %s AND key = %s").format(
+                        t=self._table
+                    ),
+                    (max(ids), r.scope, r.key),
+                )
+        return ids
+
+    def find_response(self, scope: str, key: str) -> StoredResponse | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT fingerprint, response, position FROM {t} WHERE scope = %s AND key = %s"
+                ).format(t=self._table),
+                (scope, key),
+            )
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return StoredResponse(row["fingerprint"], row["response"], row["position"])

@@ -37,7 +37,8 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         try:
-            return super().insert_events(stored_events, **kwargs)
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return ids
         except IntegrityError as exc:
             records: Sequence[IdempotencyRecord] = kwargs.get("idempotency") or ()
             if records and IDEMPOTENCY_TABLE in str(exc):

@@ -2,10 +2,14 @@
 
 The runner polls a batch of records, drops any at or below the offset already
 applied in their partition (redelivery), applies the rest and records the new
-offsets in the same SQLite transaction. A batch that fails is retried event by
-event; an event that keeps failing is parked in ``dead_letters`` with its error so
-the rest of the stream keeps flowing, and the runner reports itself unhealthy
-until an admin replays or discards it.
+offsets in the same SQLite transaction. The check reads the offsets inside that
+write transaction, so two runners (or processes) writing one projection database
+serialise on SQLite's write lock and a record the other applied is a no-op.
+
+A batch that fails is retried event by event; an event that keeps failing is
+parked in ``dead_letters`` with its error so the rest of the stream keeps
+flowing, and the runner reports itself unhealthy until an admin replays or
+discards it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -38,6 +43,13 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     parked_at REAL NOT NULL
 )
 """
+
+
+@runtime_checkable
+class PartitionLocator(Protocol):
+    """A stream that can tell which partition carries a global position (Kafka)."""
+
+    def partition_of(self, position: int) -> int | None: ...
 
 
 @dataclass
@@ -92,7 +104,11 @@ class ProjectionRunner:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self.subscribe()
+        try:
+            self.subscribe()
+        except Exception as exc:  # e.g. the broker is down: the runner thread retries
+            self.stats.last_error = repr(exc)
+            log.warning("projection.subscribe_failed", projection=self.name, error=repr(exc))
         self._thread = threading.Thread(target=self.run_forever, name=f"projection-{self.name}")
         self._thread.daemon = True
         self._thread.start()
@@ -106,6 +122,14 @@ class ProjectionRunner:
             self._subscription.close()
             self._subscription = None
 
+    def _drop_subscription(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            try:
+                subscription.close()
+            except Exception as exc:  # already broken; a new one is made on the next poll
+                log.warning("projection.close_failed", projection=self.name, error=repr(exc))
+
     def run_forever(self) -> None:
         log.info("projection.started", projection=self.name, position=self.position)
         while not self._stop.is_set():
@@ -115,6 +139,9 @@ class ProjectionRunner:
                 self.stats.failures += 1
                 self.stats.last_error = repr(exc)
                 log.exception("projection.poll_failed", projection=self.name)
+                # records polled but not applied must be delivered again: subscribe
+                # afresh from the positions in the database
+                self._drop_subscription()
                 self._stop.wait(1.0)
         log.info("projection.stopped", projection=self.name, position=self.position)
 
@@ -142,44 +169,65 @@ class ProjectionRunner:
     # -- applying ----------------------------------------------------------------
 
     def apply_records(self, records: Sequence[StreamRecord]) -> int:
-        fresh = self._fresh(records)
-        if not fresh:
+        if not records:
             return 0
+        # store order across partitions (a stream that merges partitions delivers it
+        # already); within a partition positions grow with offsets, so this keeps it
+        ordered = sorted(records, key=lambda r: r.event.position)
         try:
-            self._apply(fresh)
+            applied = self._apply(ordered)
         except Exception:
-            log.warning("projection.batch_failed", projection=self.name, size=len(fresh))
-            for record in fresh:
-                self._apply_one_or_park(record)
-        self.stats.batches += 1
-        with self._advanced:
-            self._advanced.notify_all()
-        return len(fresh)
+            log.warning("projection.batch_failed", projection=self.name, size=len(ordered))
+            applied = sum(self._apply_one_or_park(record) for record in ordered)
+        if applied:
+            self.stats.batches += 1
+            with self._advanced:
+                self._advanced.notify_all()
+        return applied
 
-    def _fresh(self, records: Sequence[StreamRecord]) -> list[StreamRecord]:
-        applied = self.store.offsets(sorted({r.partition for r in records}))
-        fresh = [r for r in records if r.offset > applied[r.partition]]
+    def _fresh(
+        self, conn: sqlite3.Connection, records: Sequence[StreamRecord]
+    ) -> list[StreamRecord]:
+        """Records above the offset applied in their partition, read inside the
+        caller's write transaction (so a concurrent writer cannot slip in between)."""
+        applied = {
+            int(row[0]): int(row[1])
+            for row in conn.execute('SELECT partition, "offset" FROM stream_position')
+        }
+        fresh = [r for r in records if r.offset > applied.get(r.partition, -1)]
         self.stats.duplicates_skipped += len(records) - len(fresh)
         return fresh
 
-    def _apply(self, records: Sequence[StreamRecord]) -> None:
+    @staticmethod
+    def _offsets(records: Sequence[StreamRecord]) -> dict[int, tuple[int, int]]:
         offsets: dict[int, tuple[int, int]] = {}
         for r in records:
             offsets[r.partition] = (r.offset, r.event.position)
-        with self.store.transaction() as conn:
-            self.projection.apply(conn, [r.event for r in records])
-            self.store.save_offsets(conn, offsets)
-        self.stats.applied += len(records)
+        return offsets
 
-    def _apply_one_or_park(self, record: StreamRecord) -> None:
+    def _apply(self, records: Sequence[StreamRecord]) -> int:
+        with self.store.transaction() as conn:
+            fresh = self._fresh(conn, records)
+            if not fresh:
+                return 0
+            self.projection.apply(conn, [r.event for r in fresh])
+            self.store.save_offsets(conn, self._offsets(fresh))
+        self.stats.applied += len(fresh)
+        return len(fresh)
+
+    def _apply_one_or_park(self, record: StreamRecord) -> int:
         error: Exception | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                self._apply([record])
-                return
+                return self._apply([record])
             except Exception as exc:
                 error = exc
                 time.sleep(self.retry_backoff * 2 ** (attempt - 1))
+        with self.store.transaction() as conn:
+            if not self._fresh(conn, [record]):
+                return 0
+            self._park(conn, record, repr(error))
+            self.store.save_offsets(conn, self._offsets([record]))
         self.stats.failures += 1
         self.stats.last_error = repr(error)
         log.error(
@@ -189,10 +237,7 @@ class ProjectionRunner:
             type=record.event.type,
             error=repr(error),
         )
-        with self.store.transaction() as conn:
-            self._park(conn, record, repr(error))
-            offsets = {record.partition: (record.offset, record.event.position)}
-            self.store.save_offsets(conn, offsets)
+        return 0
 
     def _park(self, conn: sqlite3.Connection, record: StreamRecord, error: str) -> None:
         conn.execute(
@@ -240,19 +285,57 @@ class ProjectionRunner:
         return self.store.position()
 
     def lag(self) -> int | None:
+        """Events not yet applied: the subscription's count when it has one (Kafka:
+        records behind the partition ends), else the stream head less the position."""
+        subscription = self._subscription
+        if subscription is not None:
+            lag = subscription.lag()
+            if lag is not None:
+                return lag
         head = self.stream.head()
         return max(head - self.position, 0)
 
     @property
+    def alive(self) -> bool:
+        """Whether the runner's thread is running (False when driven by hand)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        """Whether this process runs the runner's thread."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def dead_letter_count(self) -> int:
+        return int(self.store.reader().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+
+    @property
     def healthy(self) -> bool:
-        parked = self.store.reader().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
-        return int(parked) == 0
+        return self.dead_letter_count() == 0
+
+    def _partition_of(self, position: int) -> int | None:
+        if isinstance(self.stream, PartitionLocator):
+            return self.stream.partition_of(position)
+        return None
+
+    def applied(self, position: int, partition: int | None = None) -> bool:
+        """Whether the event at ``position`` has been applied. With a partitioned
+        stream only the partition that carries it can tell (another may be further
+        ahead); with one partition the highest position applied does."""
+        if partition is None:
+            return self.position >= position
+        row = (
+            self.store.reader()
+            .execute("SELECT position FROM stream_position WHERE partition = ?", (partition,))
+            .fetchone()
+        )
+        return row is not None and int(row[0]) >= position
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until this projection has applied ``position`` (read-your-writes)."""
         deadline = time.monotonic() + timeout
+        partition = self._partition_of(position)
         with self._advanced:
-            while self.position < position:
+            while not self.applied(position, partition):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from eventsourcing.utils import get_topic
 
@@ -16,6 +17,9 @@ from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import EventStream
 from services.application import CivicApplication
+
+if TYPE_CHECKING:
+    from infra.relay import Relay
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:
@@ -69,12 +73,23 @@ def build_stream(settings: Settings, app: CivicApplication) -> EventStream:
     if settings.kafka:
         from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - optional adapter
 
-        return KafkaStream.from_settings(settings)
+        kafka = KafkaStream.from_settings(settings)
+        kafka.attach_store(app.recorder)  # read-your-writes: which partition holds a position
+        return kafka
     stream = EmbeddedStream(app.recorder)
     recorder = app.recorder
     if isinstance(recorder, GroupCommitSQLiteRecorder):
         recorder.listeners.append(stream.notify)
     return stream
+
+
+def build_relay(settings: Settings, app: CivicApplication) -> Relay | None:
+    """The relay from the store to Kafka (Kafka mode only)."""
+    if not settings.kafka:
+        return None
+    from infra.relay import Relay  # noqa: PLC0415 - optional adapter
+
+    return Relay.from_settings(settings, app)
 
 
 def build_runners(settings: Settings, stream: EventStream) -> dict[str, ProjectionRunner]:
@@ -93,19 +108,30 @@ class Platform:
     app: CivicApplication
     stream: EventStream
     runners: dict[str, ProjectionRunner] = field(default_factory=dict)
+    relay: Relay | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
         app = build_application(settings)
         stream = build_stream(settings, app)
-        return cls(settings, app, stream, build_runners(settings, stream))
+        relay = build_relay(settings, app)
+        return cls(settings, app, stream, build_runners(settings, stream), relay)
 
     def start(self) -> None:
+        # With run_projections off the pipeline runs in its own processes
+        # (``civic relay``, ``civic project NAME``): the relay stays off here too.
         if self.settings.run_projections:
+            if self.relay is not None:
+                self.relay.start()
             for runner in self.runners.values():
                 runner.start()
 
     def close(self) -> None:
         for runner in self.runners.values():
             runner.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        close_stream = getattr(self.stream, "close", None)
+        if callable(close_stream):
+            close_stream()
         self.app.close()

@@ -6,11 +6,19 @@ items of a batch, where the ``type`` field says which command an item is.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from domain.categories import Category
 from domain.units import UnitTier
@@ -20,6 +28,16 @@ LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 -]{5,20}$")]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+def _in_range(t: datetime) -> datetime:
+    if not 2000 <= t.year <= 2100:
+        msg = "must be between the years 2000 and 2100"
+        raise ValueError(msg)
+    return t
+
+
+When = Annotated[AwareDatetime, AfterValidator(_in_range)]
 Hours = Annotated[Decimal, Field(gt=0, le=24 * 7, max_digits=6, decimal_places=2)]
 
 
@@ -93,8 +111,8 @@ class PublishActivity(Command):
     unit_id: UUID
     title: Text
     category: Category
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: When
+    ends_at: When
     location: Text
     capacity: int = Field(ge=1, le=100_000)
     points_per_hour: int = Field(ge=0, le=1000)
@@ -119,14 +137,14 @@ class CheckIn(Command):
     type: Literal["check_in"] = "check_in"
     activity_id: UUID
     volunteer_id: UUID
-    at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    at: When | None = Field(default=None, description="defaults to now")
 
 
 class CheckOut(Command):
     type: Literal["check_out"] = "check_out"
     activity_id: UUID
     volunteer_id: UUID
-    at: AwareDatetime | None = Field(default=None, description="defaults to now")
+    at: When | None = Field(default=None, description="defaults to now")
 
 
 class ConfirmService(Command):

@@ -1,0 +1,93 @@
+"""Request dependencies as ``Annotated`` aliases; tests swap them with
+``app.dependency_overrides``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from infra.settings import Settings
+from services.api.problems import AuthenticationError, ProblemError
+from services.bootstrap import Platform
+from services.keys import KeyStore
+from services.principals import Principal
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer civic_<key_id>_<secret>`",
+)
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+async def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.platform.settings
+    return settings
+
+
+async def get_keys(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
+
+
+async def authenticate(
+    request: Request,
+    keys: KeysDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller's principal from its bearer key (cached lookups stay on the event
+    loop; a cache miss reads the key store in the thread pool)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError("an API key is required", invalid=False)
+    token = credentials.credentials
+    principal = keys.cached(token)
+    if principal is None:
+        principal = await run_in_threadpool(keys.authenticate, token)
+    if principal is None:
+        raise AuthenticationError("the API key is invalid or revoked", invalid=True)
+    request.state.actor = principal.actor
+    structlog.contextvars.bind_contextvars(actor=principal.actor)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description=(
+                "Makes the request safe to retry: a retry with the same key and body "
+                "returns the original result (with `Idempotent-Replayed: true`) and "
+                "records nothing new. 1-255 visible ASCII characters."
+            ),
+        ),
+    ] = None,
+) -> str | None:
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise ProblemError(
+            400,
+            "invalid-idempotency-key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )
+    return key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]

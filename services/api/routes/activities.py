@@ -1,0 +1,233 @@
+"""Activities: publication, sign-ups and the waitlist, attendance, confirmation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from services import commands as c
+from services import queries
+from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.execute import run
+from services.api.problems import problems
+from services.api.schemas import (
+    ActivityResult,
+    ActivityStatusResult,
+    AttendanceBody,
+    CheckedIn,
+    CheckedOut,
+    ConfirmBody,
+    ReasonBody,
+    ServiceConfirmed,
+    SignedUp,
+    SignUpBody,
+    SignupCancelled,
+)
+from services.commands import Reason
+
+router = APIRouter(prefix="/v1/activities", tags=["activities"])
+
+
+def _activity(activity_id: UUID) -> str:
+    return f"/v1/activities/{activity_id}"
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Publish an activity at a unit",
+    responses=problems(403, 404, 409),
+)
+def publish(
+    command: c.PublishActivity,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> ActivityResult:
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        ActivityResult,
+        location=lambda r: _activity(r.activity_id),
+    )
+
+
+@router.get(
+    "/{activity_id}",
+    summary="An activity: status, places left, enrolled count, waitlist and attendance",
+    responses=problems(403, 404),
+)
+def get_activity(
+    activity_id: UUID, platform: PlatformDep, principal: PrincipalDep
+) -> queries.ActivityView:
+    return queries.get_activity(platform.app, principal, activity_id)
+
+
+@router.post(
+    "/{activity_id}/signups",
+    status_code=201,
+    summary="Sign a volunteer up (enrolled while places last, then waitlisted)",
+    responses=problems(403, 404, 409),
+)
+def sign_up(
+    activity_id: UUID,
+    body: SignUpBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> SignedUp:
+    command = c.SignUp(activity_id=activity_id, volunteer_id=body.volunteer_id)
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        SignedUp,
+        location=lambda r: _activity(r.activity_id),
+    )
+
+
+@router.delete(
+    "/{activity_id}/signups/{volunteer_id}",
+    summary="Cancel a sign-up; the first waitlisted volunteer takes a freed place",
+    responses=problems(403, 404, 409),
+)
+def cancel_signup(
+    activity_id: UUID,
+    volunteer_id: UUID,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+    reason: Annotated[Reason | None, Query(description="why (recorded on the event)")] = None,
+) -> SignupCancelled:
+    command = (
+        c.CancelSignup(activity_id=activity_id, volunteer_id=volunteer_id)
+        if reason is None
+        else c.CancelSignup(activity_id=activity_id, volunteer_id=volunteer_id, reason=reason)
+    )
+    return run(platform, principal, command, idempotency_key, response, SignupCancelled)
+
+
+@router.post(
+    "/{activity_id}/checkins",
+    status_code=201,
+    summary="Check an enrolled volunteer in (from one hour before the start)",
+    responses=problems(403, 404, 409),
+)
+def check_in(
+    activity_id: UUID,
+    body: AttendanceBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> CheckedIn:
+    command = c.CheckIn(activity_id=activity_id, **body.model_dump(exclude_unset=True))
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        CheckedIn,
+        location=lambda r: _activity(r.activity_id),
+    )
+
+
+@router.post(
+    "/{activity_id}/checkouts",
+    status_code=201,
+    summary="Check a volunteer out; the attended time is measured",
+    responses=problems(403, 404, 409),
+)
+def check_out(
+    activity_id: UUID,
+    body: AttendanceBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> CheckedOut:
+    command = c.CheckOut(activity_id=activity_id, **body.model_dump(exclude_unset=True))
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        CheckedOut,
+        location=lambda r: _activity(r.activity_id),
+    )
+
+
+@router.post(
+    "/{activity_id}/confirmations",
+    status_code=201,
+    summary="Confirm a volunteer's service and award its points (once per volunteer)",
+    description=(
+        "Without `hours`, credits the time between check-in and check-out. Hours "
+        "entered by the organizer for a volunteer who did not check in and out are "
+        "limited to the activity's length and earn points at the organizer factor."
+    ),
+    responses=problems(403, 404, 409),
+)
+def confirm(
+    activity_id: UUID,
+    body: ConfirmBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> ServiceConfirmed:
+    command = c.ConfirmService(activity_id=activity_id, **body.model_dump(exclude_unset=True))
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        ServiceConfirmed,
+        location=lambda r: f"/v1/passbooks/{r.volunteer_id}",
+    )
+
+
+@router.post(
+    "/{activity_id}/cancel",
+    summary="Cancel an activity (only before any service is confirmed)",
+    responses=problems(403, 404, 409),
+)
+def cancel(
+    activity_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> ActivityStatusResult:
+    command = c.CancelActivity(activity_id=activity_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, ActivityStatusResult)
+
+
+@router.post(
+    "/{activity_id}/close",
+    summary="Close an activity after it started (no more sign-ups or attendance)",
+    responses=problems(403, 404, 409),
+)
+def close(
+    activity_id: UUID,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> ActivityStatusResult:
+    command = c.CloseActivity(activity_id=activity_id)
+    return run(platform, principal, command, idempotency_key, response, ActivityStatusResult)

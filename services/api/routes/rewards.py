@@ -1,0 +1,163 @@
+"""The exchange bank's rewards (公益兑换储蓄银行) and their redemptions."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from services import commands as c
+from services import queries
+from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.execute import run
+from services.api.problems import problems
+from services.api.schemas import (
+    FulfilBody,
+    ReasonBody,
+    Redeemed,
+    RedemptionCancelled,
+    RedemptionStatusResult,
+    RestockBody,
+    RewardDelisted,
+    RewardStock,
+)
+
+rewards = APIRouter(prefix="/v1/rewards", tags=["rewards"])
+redemptions = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
+
+
+@rewards.post(
+    "",
+    status_code=201,
+    summary="List a reward at a unit, with its cost in points and its stock",
+    responses=problems(403, 404, 409),
+)
+def list_reward(
+    command: c.ListReward,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> RewardStock:
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        RewardStock,
+        location=lambda r: f"/v1/rewards/{r.reward_id}",
+    )
+
+
+@rewards.get(
+    "/{reward_id}", summary="A reward: cost, stock, listed or not", responses=problems(403, 404)
+)
+def get_reward(
+    reward_id: UUID, platform: PlatformDep, principal: PrincipalDep
+) -> queries.RewardView:
+    return queries.get_reward(platform.app, principal, reward_id)
+
+
+@rewards.post(
+    "/{reward_id}/restock",
+    summary="Add stock to a reward",
+    responses=problems(403, 404, 409),
+)
+def restock(
+    reward_id: UUID,
+    body: RestockBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> RewardStock:
+    command = c.RestockReward(reward_id=reward_id, **body.model_dump(exclude_unset=True))
+    return run(platform, principal, command, idempotency_key, response, RewardStock)
+
+
+@rewards.post(
+    "/{reward_id}/delist",
+    summary="Withdraw a reward (open redemptions stay valid)",
+    responses=problems(403, 404, 409),
+)
+def delist(
+    reward_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> RewardDelisted:
+    command = c.DelistReward(reward_id=reward_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, RewardDelisted)
+
+
+@redemptions.post(
+    "",
+    status_code=201,
+    summary="Redeem points for a reward: debit, reserve stock, record, in one transaction",
+    description="Racing for the last item, exactly one request wins; the others get 409.",
+    responses=problems(403, 404, 409),
+)
+def redeem(
+    command: c.Redeem,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> Redeemed:
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        Redeemed,
+        location=lambda r: f"/v1/redemptions/{r.redemption_id}",
+    )
+
+
+@redemptions.get(
+    "/{redemption_id}",
+    summary="A redemption: reward, points, the lots they came from, status",
+    responses=problems(403, 404),
+)
+def get_redemption(
+    redemption_id: UUID, platform: PlatformDep, principal: PrincipalDep
+) -> queries.RedemptionView:
+    return queries.get_redemption(platform.app, principal, redemption_id)
+
+
+@redemptions.post(
+    "/{redemption_id}/fulfil",
+    summary="Record that the volunteer picked the reward up",
+    responses=problems(403, 404, 409),
+)
+def fulfil(
+    redemption_id: UUID,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+    body: FulfilBody | None = None,
+) -> RedemptionStatusResult:
+    command = c.FulfilRedemption(redemption_id=redemption_id, note=body.note if body else "")
+    return run(platform, principal, command, idempotency_key, response, RedemptionStatusResult)
+
+
+@redemptions.post(
+    "/{redemption_id}/cancel",
+    summary="Cancel before pick-up: points return to their lots, the reward to stock",
+    responses=problems(403, 404, 409),
+)
+def cancel(
+    redemption_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> RedemptionCancelled:
+    command = c.CancelRedemption(redemption_id=redemption_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, RedemptionCancelled)

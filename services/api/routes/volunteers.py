@@ -1,0 +1,114 @@
+"""Volunteers: registration, profile, suspension."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from services import commands as c
+from services import queries
+from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.execute import run
+from services.api.problems import problems
+from services.api.schemas import (
+    ReasonBody,
+    UpdateProfileBody,
+    VolunteerRegistered,
+    VolunteerResult,
+    VolunteerStatusResult,
+)
+
+router = APIRouter(prefix="/v1/volunteers", tags=["volunteers"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a volunteer at a station (opens the volunteer's passbook)",
+    description=(
+        "The identity number is checked and kept only as a keyed hash (one person, one "
+        "volunteer) and a masked form; it never appears in a response or an event."
+    ),
+    responses=problems(403, 404, 409),
+)
+def register_volunteer(
+    command: c.RegisterVolunteer,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> VolunteerRegistered:
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        VolunteerRegistered,
+        location=lambda r: f"/v1/volunteers/{r.volunteer_id}",
+    )
+
+
+@router.get(
+    "/{volunteer_id}",
+    summary="A volunteer's profile (identity number masked)",
+    responses=problems(403, 404),
+)
+def get_volunteer(
+    volunteer_id: UUID, platform: PlatformDep, principal: PrincipalDep
+) -> queries.VolunteerView:
+    return queries.get_volunteer(platform.app, principal, volunteer_id)
+
+
+@router.patch(
+    "/{volunteer_id}",
+    summary="Update a volunteer's name or phone, with a reason",
+    responses=problems(403, 404, 409),
+)
+def update_profile(
+    volunteer_id: UUID,
+    body: UpdateProfileBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> VolunteerResult:
+    command = c.UpdateVolunteerProfile(
+        volunteer_id=volunteer_id, **body.model_dump(exclude_unset=True)
+    )
+    return run(platform, principal, command, idempotency_key, response, VolunteerResult)
+
+
+@router.post(
+    "/{volunteer_id}/suspend",
+    summary="Suspend a volunteer (no sign-ups or redemptions until reinstated)",
+    responses=problems(403, 404, 409),
+)
+def suspend(
+    volunteer_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> VolunteerStatusResult:
+    command = c.SuspendVolunteer(volunteer_id=volunteer_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, VolunteerStatusResult)
+
+
+@router.post(
+    "/{volunteer_id}/reinstate",
+    summary="Reinstate a suspended volunteer",
+    responses=problems(403, 404, 409),
+)
+def reinstate(
+    volunteer_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> VolunteerStatusResult:
+    command = c.ReinstateVolunteer(volunteer_id=volunteer_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, VolunteerStatusResult)

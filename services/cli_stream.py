@@ -1,0 +1,150 @@
+"""``civic relay`` and ``civic project NAME``: the Kafka pipeline as its own processes.
+
+``civic relay`` publishes the event store to Kafka (one per store: a second one
+fences the first, which then retries, so run one). ``civic project NAME`` feeds
+one read model from Kafka; several processes of the same NAME share the topic's
+partitions through the consumer group ``civic.NAME`` and may even write the same
+view database: each batch checks the applied offsets inside its own SQLite write
+transaction, so whatever one applied the other skips. (Read models that join
+aggregates want the store's order, which one consumer owning every partition
+gives; run those as one process.)
+
+Run the API with ``CIVIC_RUN_PROJECTIONS=false`` when these run beside it. Both
+stop cleanly on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import structlog
+import typer
+from pydantic import ValidationError
+
+from infra.logging import configure_logging
+from infra.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+KafkaOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kafka",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers on loopback (default: CIVIC_KAFKA).",
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="CIVIC_DATA_DIR",
+        help="Where the event store and views live.",
+        show_default="./var",
+        file_okay=False,
+    ),
+]
+GroupPrefix = Annotated[
+    str,
+    typer.Option("--group-prefix", hidden=True, help="Consumer group prefix (tests)."),
+]
+
+
+def _settings(data_dir: Path | None, kafka: str | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if kafka is not None:
+        overrides["kafka"] = kafka
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        typer.secho(f"error: invalid configuration: {problems}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    if not settings.kafka:
+        typer.secho(
+            "error: no Kafka: pass --kafka HOST:PORT or set CIVIC_KAFKA", fg="red", err=True
+        )
+        raise typer.Exit(2)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _until_signalled() -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("process.signalled", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    while not stop.wait(1.0):
+        pass
+
+
+def relay(kafka: KafkaOption = None, data_dir: DataDir = None) -> None:
+    """Publish the event store to Kafka until stopped (the transactional relay)."""
+    from infra.relay import Relay  # noqa: PLC0415 - the Kafka adapter loads on demand
+    from services.bootstrap import build_application  # noqa: PLC0415 - avoid import cycles
+
+    settings = _settings(data_dir, kafka)
+    app = build_application(settings)
+    relay = Relay.from_settings(settings, app)
+    relay.start()
+    try:
+        _until_signalled()
+    finally:
+        relay.stop()
+        app.close()
+
+
+def project(
+    name: Annotated[str, typer.Argument(help="The read model to run, e.g. leaderboard.")],
+    kafka: KafkaOption = None,
+    data_dir: DataDir = None,
+    group_prefix: GroupPrefix = "civic.",
+) -> None:
+    """Feed one read model from Kafka until stopped (a consumer of group civic.NAME)."""
+    from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - the Kafka adapter loads on demand
+    from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
+    from projections.runner import ProjectionRunner  # noqa: PLC0415
+    from projections.store import ViewStore  # noqa: PLC0415
+
+    factory = PROJECTIONS.get(name)
+    if factory is None:
+        known = ", ".join(sorted(PROJECTIONS))
+        typer.secho(f"error: no read model {name!r} (known: {known})", fg="red", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir, kafka)
+    stream = KafkaStream.from_settings(settings, group_prefix=group_prefix)
+    store = ViewStore(settings.views_dir / f"{name}.sqlite")
+    runner = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
+    runner.start()
+    try:
+        _until_signalled()
+    finally:
+        runner.stop()
+        stream.close()
+        store.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``relay`` and ``project`` to the ``civic`` command line."""
+    app.command("relay")(relay)
+    app.command("project")(project)
+
+
+def main() -> None:  # ``python -m services.cli_stream``: the two commands on their own
+    cli = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    register(cli)
+    cli()
+
+
+if __name__ == "__main__":
+    main()

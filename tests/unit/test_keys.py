@@ -1,0 +1,125 @@
+"""The API key store: hashed secrets, revocation, rotation, the lookup cache."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from uuid import uuid4
+
+import pytest
+
+from services.keys import KeyStore, RevokedKeyError, UnknownKeyError, parse_token
+from services.principals import Role
+
+
+@pytest.fixture
+def store(tmp_path):
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    yield keys
+    keys.close()
+
+
+def test_plaintext_is_never_stored(store, tmp_path):
+    principal, token = store.create(Role.ADMIN, "ops")
+    key_id, secret = parse_token(token)
+    assert key_id == principal.key_id
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert secret.encode() not in raw
+    assert token.encode() not in raw
+    stored = (
+        sqlite3.connect(tmp_path / "keys.sqlite")
+        .execute("SELECT secret_sha256 FROM api_keys WHERE key_id = ?", (key_id,))
+        .fetchone()[0]
+    )
+    assert len(stored) == 64 and secret not in stored
+
+
+def test_authenticate(store):
+    unit = uuid4()
+    principal, token = store.create(Role.SERVICE, "kiosk", unit)
+    assert store.authenticate(token) == principal
+    assert principal.unit_id == unit and principal.role == Role.SERVICE
+    key_id, secret = parse_token(token)
+    assert store.authenticate(f"civic_{key_id}_{secret[:-1]}x") is None
+    assert store.authenticate(f"civic_{key_id}") is None
+    assert store.authenticate("civic_unknown_secret") is None
+    assert store.authenticate("not a key") is None
+    assert store.authenticate("") is None
+
+
+def test_scope_rules(store):
+    with pytest.raises(ValueError, match="needs a unit_id"):
+        store.create(Role.UNIT_ADMIN, "x")
+    with pytest.raises(ValueError, match="has no unit_id"):
+        store.create(Role.AUDITOR, "x", uuid4())
+    with pytest.raises(ValueError, match="name"):
+        store.create(Role.ADMIN, "  ")
+
+
+def test_revoke_takes_effect_at_once_in_the_same_store(store):
+    principal, token = store.create(Role.ADMIN, "ops")
+    assert store.authenticate(token) is not None  # now cached
+    info = store.revoke(principal.key_id)
+    assert info.revoked_at is not None and not info.active
+    assert store.authenticate(token) is None
+    assert store.revoke(principal.key_id).revoked_at == info.revoked_at  # idempotent
+    with pytest.raises(UnknownKeyError):
+        store.revoke("nope")
+
+
+def test_revoke_elsewhere_takes_effect_within_the_cache_ttl(tmp_path):
+    api = KeyStore(tmp_path / "keys.sqlite", cache_ttl=0.2)
+    cli = KeyStore(tmp_path / "keys.sqlite")
+    try:
+        principal, token = cli.create(Role.ADMIN, "ops")
+        assert api.authenticate(token) == principal
+        cli.revoke(principal.key_id)
+        assert api.authenticate(token) == principal  # still cached
+        time.sleep(0.25)
+        assert api.authenticate(token) is None
+    finally:
+        api.close()
+        cli.close()
+
+
+def test_rotate(store):
+    unit = uuid4()
+    old, old_token = store.create(Role.UNIT_ADMIN, "station admin", unit, created_by="cli")
+    store.authenticate(old_token)
+    new_token = store.rotate(old.key_id, rotated_by="key:boss")
+    new = store.authenticate(new_token)
+    assert new is not None
+    assert (new.role, new.unit_id, new.name) == (old.role, old.unit_id, old.name)
+    assert new.key_id != old.key_id
+    assert store.authenticate(old_token) is None
+    assert store.get(new.key_id).replaces == old.key_id
+    assert store.get(new.key_id).created_by == "key:boss"
+    assert store.get(old.key_id).revoked_by == "key:boss"
+    assert store.get(old.key_id).created_by == "cli"
+    with pytest.raises(RevokedKeyError):
+        store.rotate(old.key_id)
+    with pytest.raises(UnknownKeyError):
+        store.rotate("nope")
+
+
+def test_list_has_no_secrets(store):
+    store.create(Role.ADMIN, "a")
+    _, token = store.create(Role.AUDITOR, "b")
+    revoked, _ = store.create(Role.ADMIN, "c")
+    store.revoke(revoked.key_id)
+    listed = store.list()
+    assert [k.name for k in listed] == ["a", "b", "c"]
+    assert [k.name for k in store.list(include_revoked=False)] == ["a", "b"]
+    assert token not in repr(listed)
+
+
+def test_cache_is_bounded(tmp_path):
+    store = KeyStore(tmp_path / "keys.sqlite", cache_size=2)
+    try:
+        tokens = [store.create(Role.ADMIN, f"k{i}")[1] for i in range(3)]
+        for token in tokens:
+            assert store.authenticate(token) is not None
+        assert store.cached(tokens[0]) is None  # evicted
+        assert store.cached(tokens[2]) is not None
+    finally:
+        store.close()

@@ -8,11 +8,15 @@ library's content-management example).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import field
 from datetime import datetime
+from enum import Enum
+from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -44,8 +48,36 @@ def name_id(*parts: object) -> UUID:
     return uuid5(CIVIC_NAMESPACE, "/".join(str(p) for p in parts))
 
 
+_IMMUTABLE = (str, int, float, bool, UUID, datetime, Enum, type(None), frozenset)
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return type(value)(_clone(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        clone = object.__new__(type(value))  # state records hold immutable fields only
+        clone.__dict__.update(value.__dict__)
+        return clone
+    return copy.deepcopy(value)
+
+
 class CivicAggregate(Aggregate):
-    """Base aggregate: its events carry the acting principal."""
+    """Base aggregate: its events carry the acting principal.
+
+    Aggregate state is made of immutable values, containers of them, and flat
+    dataclasses of immutable fields (``Lot``, ``Attendance``), which lets the
+    repository's cache hand out copies cheaply (``__deepcopy__`` below) instead of
+    walking every object generically.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CivicAggregate:
+        clone = object.__new__(type(self))
+        clone.__dict__.update({k: _clone(v) for k, v in self.__dict__.items()})
+        return clone
 
     class Event(Aggregate.Event):
         actor: str = field(default_factory=current_actor, init=False)

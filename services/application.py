@@ -15,11 +15,11 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import acting_as
@@ -76,6 +76,16 @@ def _json(result: Result) -> str:
 
 class CivicApplication(Application[UUID]):
     name = "civic"
+    # Commands take aggregates from a write-through cache without asking the store
+    # whether they changed (no "fast-forward" query per command): every write in
+    # this process refreshes the cache, and a write by another process makes a
+    # cached copy stale, which optimistic concurrency turns into a conflict that
+    # evicts it and retries from the store (and a refusal is re-checked once
+    # against the store before it is reported).
+    env: ClassVar[dict[str, str]] = {
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
+        "AGGREGATE_CACHE_MAXSIZE": "20000",
+    }
 
     def __init__(
         self,
@@ -91,6 +101,8 @@ class CivicApplication(Application[UUID]):
         self.points_rule = points_rule or PointsRule()
         self.expiry_policy = expiry_policy or ExpiryPolicy()
         self.clock = clock or (lambda: datetime.now(UTC))
+        # Queries read the store itself; commands use the write-through cache.
+        self.store_reader: Repository[UUID] = Repository(event_store=self.events)
 
     # -- commands ------------------------------------------------------------------
 
@@ -128,7 +140,13 @@ class CivicApplication(Application[UUID]):
                     handler = HANDLERS[type(items[i].command)]
                     start = len(uow.events)
                     try:
-                        result = handler(items[i].command, uow, ctx)
+                        try:
+                            result = handler(items[i].command, uow, ctx)
+                        except DomainError:
+                            # The refusal may rest on a cached copy that another
+                            # process has since changed: refresh and decide again.
+                            uow.discard_item(refresh=True)
+                            result = handler(items[i].command, uow, ctx)
                     except (DomainError, ForbiddenError) as exc:
                         uow.discard_item()
                         outcomes[i] = ItemOutcome(ok=False, error=exc)
@@ -153,9 +171,9 @@ class CivicApplication(Application[UUID]):
                 continue
             except IntegrityError:
                 log.debug("command.conflict_retry", attempt=_attempt)
-                for i, _, _, _ in succeeded:
-                    outcomes.pop(i, None)
+                uow.evict_from(self.repository)
                 continue
+            uow.cache_into(self.repository)
             ids = [r.notification.id for r in recordings]
             for i, result, start, end in succeeded:
                 position = ids[end - 1] if end > start else (max(ids) if ids else None)
@@ -217,8 +235,9 @@ class CivicApplication(Application[UUID]):
     # -- queries -------------------------------------------------------------------
 
     def get(self, aggregate_id: UUID) -> Any:
+        """The current state of an aggregate, read from the store (None if absent)."""
         try:
-            return self.repository.get(aggregate_id)
+            return self.store_reader.get(aggregate_id)
         except AggregateNotFoundError:
             return None
 

@@ -37,7 +37,7 @@ def load(app: CivicApplication, cls: type[A], aggregate_id: UUID) -> A:
     """The current state of an aggregate of type ``cls``, or NotFoundError."""
     aggregate: Any
     try:
-        aggregate = app.repository.get(aggregate_id)
+        aggregate = app.store_reader.get(aggregate_id)
     except AggregateNotFoundError:
         aggregate = None
     if not isinstance(aggregate, cls):

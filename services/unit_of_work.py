@@ -9,6 +9,7 @@ events earlier items produced, so the failed item leaves no trace.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -24,6 +25,7 @@ class UnitOfWork:
     def __init__(self, repository: Repository[UUID]) -> None:
         self._repository = repository
         self._aggregates: dict[UUID, Aggregate] = {}
+        self._touched: dict[UUID, Aggregate] = {}  # by the current item
         self.events: list[Any] = []
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
@@ -34,6 +36,7 @@ class UnitOfWork:
             except AggregateNotFoundError:
                 return None
             self._aggregates[aggregate_id] = aggregate
+        self._touched[aggregate_id] = aggregate
         return aggregate if isinstance(aggregate, cls) else None
 
     def get(self, cls: type[A], aggregate_id: UUID) -> A:
@@ -44,17 +47,23 @@ class UnitOfWork:
 
     def add(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate
+        self._touched[aggregate.id] = aggregate
 
     def commit_item(self) -> None:
         """Move the events the last command triggered into this unit of work."""
-        for aggregate in self._aggregates.values():
+        for aggregate in self._touched.values():
             if aggregate.pending_events:
                 self.events.extend(aggregate.collect_events())
+        self._touched.clear()
 
-    def discard_item(self) -> None:
-        """Undo what the last (failed) command did to the loaded aggregates."""
-        for aggregate_id, aggregate in list(self._aggregates.items()):
-            if not aggregate.pending_events:
+    def discard_item(self, *, refresh: bool = False) -> None:
+        """Undo what the last (failed) command did to the loaded aggregates; with
+        ``refresh``, also reload every aggregate it touched from the store."""
+        touched, self._touched = self._touched, {}
+        for aggregate_id, aggregate in touched.items():
+            if refresh:
+                _evict(self._repository, aggregate_id)
+            elif not aggregate.pending_events:
                 continue
             aggregate.collect_events()
             kept = [e for e in self.events if e.originator_id == aggregate_id]
@@ -68,3 +77,20 @@ class UnitOfWork:
                 del self._aggregates[aggregate_id]
             else:
                 self._aggregates[aggregate_id] = rebuilt
+
+    def cache_into(self, repository: Repository[UUID]) -> None:
+        """After a successful save: these aggregates are the store's current state."""
+        if repository.cache is not None:
+            for aggregate_id, aggregate in self._aggregates.items():
+                repository.cache.put(aggregate_id, aggregate)
+
+    def evict_from(self, repository: Repository[UUID]) -> None:
+        """After a conflict: cached copies may be stale; the retry reads the store."""
+        for aggregate_id in self._aggregates:
+            _evict(repository, aggregate_id)
+
+
+def _evict(repository: Repository[UUID], aggregate_id: UUID) -> None:
+    if repository.cache is not None:
+        with contextlib.suppress(KeyError):
+            repository.cache.get(aggregate_id, evict=True)

@@ -266,3 +266,29 @@ def test_concurrent_sign_ups_never_exceed_capacity(app: CivicApplication) -> Non
     activity = app.repository.get(a)
     assert len(activity.enrolled) == 2
     assert len(activity.waitlist) == 1
+
+
+def test_a_second_process_writing_the_same_store_never_yields_stale_decisions(
+    app: CivicApplication,
+) -> None:
+    """Commands use a write-through cache; another writer's changes surface as a
+    conflict (retried from the store) or a refusal re-checked against the store."""
+    ids = _network(app)
+    v = _volunteer(app, ids["s1"])
+    app.execute(c.AwardPoints(volunteer_id=v, points=100, reason="x"), SYSTEM)
+    rice = UUID(
+        app.execute(
+            c.ListReward(unit_id=ids["s1"], name="大米", cost_points=5, stock=1), SYSTEM
+        ).result["reward_id"]
+    )
+    other = CivicApplication(dict(app.env), document_secret=app.document_secret, clock=lambda: NOW)
+    try:
+        other.execute(c.Redeem(volunteer_id=v, reward_id=rice), SYSTEM)  # takes the last one
+        with pytest.raises(ConflictError) as err:  # our cache still says 1 left
+            app.execute(c.Redeem(volunteer_id=v, reward_id=rice), SYSTEM)
+        assert err.value.code == "out-of-stock"
+        other.execute(c.RestockReward(reward_id=rice, quantity=2), SYSTEM)
+        app.execute(c.Redeem(volunteer_id=v, reward_id=rice), SYSTEM)  # our cache says 0
+        assert app.get(rice).stock == 1
+    finally:
+        other.close()

@@ -19,11 +19,12 @@ from enum import Enum
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo
 
 SYSTEM_ACTOR = "system"
 
 actor_cvar: ContextVar[str] = ContextVar("actor", default=SYSTEM_ACTOR)
+now_cvar: ContextVar[datetime | None] = ContextVar("now", default=None)
 
 # Namespace for every name-based (uuid5) id in the platform.
 CIVIC_NAMESPACE = UUID("6f3c1d2e-8b4a-5c7d-9e0f-1a2b3c4d5e6f")
@@ -34,13 +35,16 @@ def current_actor() -> str:
 
 
 @contextmanager
-def acting_as(actor: str) -> Iterator[None]:
-    """Record ``actor`` on every event triggered inside the block."""
-    token = actor_cvar.set(actor)
+def acting_as(actor: str, now: datetime | None = None) -> Iterator[None]:
+    """Record ``actor`` on every event triggered inside the block, and ``now`` (the
+    command's time, decided by the service) as the events' timestamp."""
+    actor_token = actor_cvar.set(actor)
+    now_token = now_cvar.set(now)
     try:
         yield
     finally:
-        actor_cvar.reset(token)
+        now_cvar.reset(now_token)
+        actor_cvar.reset(actor_token)
 
 
 def name_id(*parts: object) -> UUID:
@@ -81,6 +85,10 @@ class CivicAggregate(Aggregate):
 
     class Event(Aggregate.Event):
         actor: str = field(default_factory=current_actor, init=False)
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return now_cvar.get() or datetime_now_with_tzinfo()
 
     class Created(Aggregate.Created, Event):
         pass

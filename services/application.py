@@ -135,7 +135,7 @@ class CivicApplication(Application[UUID]):
             uow = UnitOfWork(self.repository)
             ctx = self.context(principal)
             succeeded: list[tuple[int, Result, int, int]] = []  # index, result, event span
-            with acting_as(principal.actor):
+            with acting_as(principal.actor, ctx.now):
                 for i in pending:
                     handler = HANDLERS[type(items[i].command)]
                     start = len(uow.events)

@@ -292,3 +292,15 @@ def test_a_second_process_writing_the_same_store_never_yields_stale_decisions(
         assert app.get(rice).stock == 1
     finally:
         other.close()
+
+
+def test_events_are_stamped_with_the_command_time_and_actor(app: CivicApplication) -> None:
+    ids = _network(app)
+    station_key = Principal("k9", "kiosk", Role.SERVICE, ids["s1"])
+    v = _volunteer(app, ids["s1"])
+    app.clock = lambda: NOW + timedelta(days=3)
+    app.execute(c.AwardPoints(volunteer_id=v, points=2, reason="文明户评比"), station_key)
+    last = list(app.events.get(Passbook.create_id(v)))[-1]
+    assert last.timestamp == NOW + timedelta(days=3)
+    assert last.actor == "key:k9"
+    assert last.reason == "文明户评比"

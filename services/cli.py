@@ -156,16 +156,22 @@ class ServerLock:
         self.path = data_dir / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock, trying for up to ``wait`` seconds; False if it stays taken."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.1)
+            else:
+                self._fd = fd
+                return True
 
     def describe(self, info: dict[str, Any]) -> None:
         if self._fd is not None:
@@ -243,7 +249,7 @@ def serve(
         overrides["kafka"] = kafka
     settings = load_settings(data_dir, **overrides)
     lock = ServerLock(settings.data_dir)
-    if not lock.acquire():
+    if not lock.acquire(wait=5.0):  # a CLI command may hold it briefly (a view swap)
         info = ServerLock.holder(settings.data_dir) or {}
         raise fail(
             f"another civic server (pid {info.get('pid', '?')}) is running on "
@@ -341,14 +347,14 @@ def _resolve_unit(settings: Settings, unit: str) -> UUID:
         unit_id = UUID(unit)
     except ValueError:
         unit_id = PracticeUnit.create_id(unit)
-    if settings.events_db.exists():
+    if settings.event_store == "postgres" or settings.events_db.exists():
         application = build_application(settings)
         try:
             found = application.get(unit_id)
         finally:
             application.close()
         if not isinstance(found, PracticeUnit):
-            raise fail(f"no practice unit {unit!r} in {settings.events_db}", 2)
+            raise fail(f"no practice unit {unit!r} in the event store", 2)
     return unit_id
 
 
@@ -485,7 +491,13 @@ def demo(
         first_day = date.fromisoformat(start) if start else DEFAULT_START
     except ValueError:
         raise fail(f"--start {start!r} is not a date (YYYY-MM-DD)", 2) from None
-    config = DemoConfig(seed=seed, volunteers=volunteers, months=months, start=first_day)
+    config = DemoConfig(
+        seed=seed,
+        volunteers=volunteers,
+        months=months,
+        start=first_day,
+        timezone=settings.timezone,
+    )
     application = build_application(settings)
     try:
         existing = application.head()
@@ -525,7 +537,7 @@ def demo(
         f"  volunteers     {counts['volunteers']}\n"
         f"  activities     {counts['activities']} ({counts['cmd:SignUp']} sign-ups, "
         f"{counts['cmd:ConfirmService']} confirmed services)\n"
-        f"  rewards        {counts['cmd:ListReward']} listed, {counts['cmd:Redeem']} redemptions\n"
+        f"  rewards        {counts['rewards']} listed, {counts['cmd:Redeem']} redemptions\n"
         f"  commands       {report.commands} ({sum(report.failed.values())} refused)\n"
         f"  events written {report.events}\n"
         f"  time           {generated:.1f} s generating, {report.seconds:.1f} s loading "
@@ -570,8 +582,15 @@ def _runners(settings: Settings, only: str | None = None) -> Iterator[dict[str, 
     finally:
         for runner in runners.values():
             runner.stop()
-            runner.store.close()
+            _close_store(runner.store)
         application.close()
+
+
+def _close_store(store: ViewStore) -> None:
+    """Close the writer and this thread's reader (the only one the CLI uses), so the
+    view file is not held open after the command."""
+    store.reader().close()
+    store.close()
 
 
 def _dead_letter_count(runner: ProjectionRunner) -> int:
@@ -689,13 +708,14 @@ def projections_rebuild(name: str, data_dir: DataDir = None) -> None:
         position = runner.position
         runner.stop()
     finally:
-        store.reader().close()
-        store.close()
+        _close_store(store)
         application.close()
     _make_self_contained(building)
     os.replace(building, ready)
     lock = ServerLock(settings.data_dir)
     with lock.held() as free:
+        if free:
+            lock.describe({"pid": os.getpid(), "projections": False, "command": "rebuild"})
         if free and _install(ready, target):
             typer.echo(
                 f"Rebuilt {name}: {applied} events applied, position {position}; "

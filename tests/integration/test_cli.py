@@ -1,0 +1,195 @@
+"""The ``civic`` command line against a real data directory (SQLite event store,
+view databases and key store), run in-process through typer's test runner."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from infra.settings import Settings
+from services import cli
+from services.keys import KeyStore
+from services.principals import Role
+
+ENV = {
+    "CIVIC_DOCUMENT_SECRET": "cli-test-document-secret-0123456789",
+    "CIVIC_LOG_FORMAT": "json",
+    "CIVIC_LOG_LEVEL": "WARNING",
+}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def civic(data_dir: Path) -> Iterator[Any]:
+    runner = CliRunner()
+
+    def run(*args: str, ok: bool = True) -> Result:
+        result = runner.invoke(cli.app, [*args, "--data-dir", str(data_dir)], env=ENV)
+        if ok:
+            assert result.exit_code == 0, (result.output, result.exception)
+        return result
+
+    yield run
+
+
+def authenticate(data_dir: Path, token: str) -> Any:
+    store = KeyStore(data_dir / "keys.sqlite", cache_ttl=0)
+    try:
+        return store.authenticate(token)
+    finally:
+        store.close()
+
+
+def keep_server_environment(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    """``serve`` exports its settings for the app factory: undo that afterwards."""
+    for name, value in cli.server_environment(Settings(data_dir=data_dir)).items():
+        monkeypatch.setenv(name, value)
+
+
+def view_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of a view database, except the stream bookkeeping."""
+    with closing(sqlite3.connect(path)) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if r[0] not in ("stream_position", "dead_letters")
+        ]
+        return {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall()) for t in tables}  # noqa: S608
+
+
+def test_keys_create_prints_the_key_last_and_it_authenticates(civic: Any, data_dir: Path) -> None:
+    result = civic("keys", "create", "--role", "admin", "--name", "ops")
+    token = result.stdout.strip().splitlines()[-1]
+    principal = authenticate(data_dir, token)
+    assert principal is not None
+    assert principal.role == Role.ADMIN
+    assert principal.name == "ops"
+
+    listed = json.loads(civic("keys", "list", "--json").stdout)
+    assert [k["key_id"] for k in listed] == [principal.key_id]
+
+    rotated = civic("keys", "rotate", principal.key_id).stdout.strip().splitlines()[-1]
+    assert authenticate(data_dir, token) is None
+    new = authenticate(data_dir, rotated)
+    assert new is not None
+    assert new.role == Role.ADMIN
+
+    civic("keys", "revoke", new.key_id)
+    assert authenticate(data_dir, rotated) is None
+    assert civic("keys", "revoke", "no-such-key", ok=False).exit_code == 1
+
+
+def test_scoped_keys_need_a_known_unit(civic: Any, data_dir: Path) -> None:
+    assert civic("keys", "create", "--role", "unit_admin", ok=False).exit_code == 2
+    civic("demo", "--volunteers", "20", "--months", "1")
+    assert civic("keys", "create", "--role", "service", "--unit", "JB-99", ok=False).exit_code == 2
+    token = civic("keys", "create", "--role", "unit_admin", "--unit", "JB-01").stdout
+    principal = authenticate(data_dir, token.strip().splitlines()[-1])
+    assert principal is not None
+    assert principal.unit_id is not None
+
+
+def test_demo_catch_up_status_and_rebuild(civic: Any, data_dir: Path) -> None:
+    loaded = civic("demo", "--volunteers", "60", "--months", "1", "--seed", "5")
+    assert "units          133 (1 center, 9 institutes, 123 stations)" in loaded.stdout
+    assert "(0 refused)" in loaded.stdout
+
+    again = civic("demo", "--volunteers", "60", "--months", "1", ok=False)
+    assert again.exit_code == 1
+    assert "not empty" in again.output
+
+    civic("projections", "catch-up")
+    status = json.loads(civic("projections", "status", "--json").stdout)
+    rows = {p["name"]: p for p in status["projections"]}
+    assert {"leaderboard", "unit_metrics", "audit_trail"} <= set(rows)
+    assert all(p["lag"] == 0 and p["healthy"] and p["head"] > 0 for p in rows.values())
+    assert status["server"] is None
+
+    view = data_dir / "views" / "leaderboard.sqlite"
+    before = view_rows(view)
+    assert any(before.values())
+    rebuilt = civic("projections", "rebuild", "leaderboard")
+    assert "swapped" in rebuilt.stdout
+    assert view_rows(view) == before
+    assert sorted(p.name for p in view.parent.glob("leaderboard.sqlite*")) == ["leaderboard.sqlite"]
+    status = json.loads(civic("projections", "status", "--json").stdout)
+    assert {p["name"]: p["lag"] for p in status["projections"]}["leaderboard"] == 0
+
+    assert civic("projections", "rebuild", "nope", ok=False).exit_code == 2
+    assert "no dead letters" in civic("projections", "dead-letters", "leaderboard").stdout
+    assert civic("projections", "dead-letters", "leaderboard", "--replay", "3", ok=False).exit_code
+
+
+def test_rebuild_waits_for_a_running_server_and_serve_swaps_it_in(
+    civic: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    civic("demo", "--volunteers", "30", "--months", "1")
+    civic("projections", "catch-up")
+    view = data_dir / "views" / "unit_metrics.sqlite"
+    before = view_rows(view)
+
+    server = cli.ServerLock(data_dir)
+    assert server.acquire()
+    try:
+        server.describe({"pid": 4242, "projections": True})
+        refused = civic("projections", "catch-up", ok=False)
+        assert refused.exit_code == 1
+        assert "4242" in refused.output
+        waiting = civic("projections", "rebuild", "unit_metrics")
+        assert "keeps its open view until it restarts" in waiting.stdout
+        assert view.with_name("unit_metrics.sqlite.rebuilt").exists()
+    finally:
+        server.release()
+
+    # `civic serve` swaps the rebuilt copy in before it starts serving
+    started: list[Settings] = []
+    monkeypatch.setattr(cli, "run_uvicorn", lambda settings, workers: started.append(settings))
+    keep_server_environment(monkeypatch, data_dir)
+    civic("serve", "--port", "8999")
+    assert [s.port for s in started] == [8999]
+    assert not view.with_name("unit_metrics.sqlite.rebuilt").exists()
+    assert view_rows(view) == before
+
+
+def test_serve_creates_the_first_admin_key_once(
+    civic: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "run_uvicorn", lambda settings, workers: None)
+    keep_server_environment(monkeypatch, data_dir)
+    first = civic("serve")
+    key_file = data_dir / "admin-key"
+    token = key_file.read_text().strip()
+    assert token in first.stdout
+    assert "ADMIN API KEY" in first.stdout
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    principal = authenticate(data_dir, token)
+    assert principal is not None
+    assert principal.role == Role.ADMIN
+
+    second = civic("serve")
+    assert "ADMIN API KEY" not in second.stdout
+    assert key_file.read_text().strip() == token
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.org", "::"])  # noqa: S104
+def test_serve_refuses_non_loopback_hosts(civic: Any, host: str) -> None:
+    result = civic("serve", "--host", host, ok=False)
+    assert result.exit_code == 2
+    assert "loopback" in result.output
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_hosts(host: str) -> None:
+    assert cli.is_loopback(host)

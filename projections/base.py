@@ -11,7 +11,7 @@ from eventsourcing.utils import get_topic
 
 from projections.envelope import EventEnvelope
 
-Handler = Callable[[Any, Any, EventEnvelope], None]
+Handler = Callable[[Any, Any, Any, EventEnvelope], None]  # (self, conn, batch, envelope)
 H = TypeVar("H", bound=Handler)
 
 

@@ -1,0 +1,568 @@
+"""Unit metrics (阵地统计): what happened at each practice unit, per period.
+
+Every figure rolls up the hierarchy: an event at a station counts for the
+station, its institute and its center, so a center's figures are the sum of its
+institutes' (and of anything held at the center itself). Figures are kept per
+local day, month, quarter, year and for all time, by the event's business time.
+
+Where an event is attributed:
+
+* activities, sign-ups, service (minutes, people served, participants): the
+  lineage of the unit that published the activity;
+* points awarded, deducted, redeemed (net of refunds) and expired, volunteers
+  registered and active volunteers: the volunteer's home lineage;
+* redemptions requested, cancelled and fulfilled: the lineage of the unit that
+  listed the reward.
+
+Distinct counts (participants, active volunteers) are membership rows, one per
+(unit, period, volunteer), counted when queried.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from hashlib import blake2b
+from operator import add
+from typing import Final
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.activities import Activity
+from domain.passbook import Passbook
+from domain.redemptions import Redemption
+from domain.volunteers import Volunteer
+from projections.base import Projection, handles
+from projections.envelope import EventEnvelope
+from projections.periods import (
+    ALL,
+    DEFAULT_TIMEZONE,
+    Granularity,
+    PeriodClock,
+    keys_between,
+    recall_timezone,
+    remember_timezone,
+    validate_key,
+)
+
+COUNTERS: Final = (
+    "activities_published",
+    "activities_held",
+    "activities_cancelled",
+    "signups",
+    "signups_cancelled",
+    "waitlisted",
+    "services_confirmed",
+    "service_minutes",
+    "people_served",
+    "points_awarded",
+    "points_deducted",
+    "points_redeemed",
+    "points_expired",
+    "redemptions_requested",
+    "redemptions_cancelled",
+    "redemptions_fulfilled",
+    "volunteers_registered",
+)
+(
+    PUBLISHED,
+    HELD,
+    CANCELLED,
+    SIGNUPS,
+    SIGNUPS_CANCELLED,
+    WAITLISTED,
+    SERVICES,
+    MINUTES,
+    PEOPLE,
+    AWARDED,
+    DEDUCTED,
+    REDEEMED,
+    EXPIRED,
+    REQUESTED,
+    REDEMPTIONS_CANCELLED,
+    FULFILLED,
+    REGISTERED,
+) = range(len(COUNTERS))
+
+METRIC_GRANULARITIES: Final[tuple[Granularity, ...]] = ("day", "month", "quarter", "year", "all")
+
+# A lineage is the tuple of unit ids from the center down to the deepest unit.
+Lineage = tuple[str, ...]
+
+_COLUMNS = ", ".join(COUNTERS)
+
+DDL: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS um_lineages (
+        subject_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        lineage TEXT NOT NULL,
+        category TEXT
+    ) WITHOUT ROWID
+    """,
+    # period: '2026-03-31', '2026-03', '2026-Q1', '2026' or 'all' (see projections.periods)
+    f"""
+    CREATE TABLE IF NOT EXISTS um_counters (
+        unit_id TEXT NOT NULL,
+        period TEXT NOT NULL,
+        {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COUNTERS)},
+        PRIMARY KEY (unit_id, period)
+    ) WITHOUT ROWID
+    """,
+    # Distinct volunteers per (deepest unit, period), by stable codes of the ids: a
+    # unit's figure is the number of distinct volunteers over the units of its subtree.
+    """
+    CREATE TABLE IF NOT EXISTS um_participants (
+        unit INTEGER NOT NULL,
+        period TEXT NOT NULL,
+        volunteer INTEGER NOT NULL,
+        PRIMARY KEY (unit, period, volunteer)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS um_active (
+        unit INTEGER NOT NULL,
+        period TEXT NOT NULL,
+        volunteer INTEGER NOT NULL,
+        PRIMARY KEY (unit, period, volunteer)
+    ) WITHOUT ROWID
+    """,
+    # every unit that ends a lineage seen, with its lineage (unit ids joined by '/')
+    """
+    CREATE TABLE IF NOT EXISTS um_units (
+        unit_id TEXT PRIMARY KEY,
+        lineage TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+UPSERT_COUNTERS: Final = (
+    f"INSERT INTO um_counters (unit_id, period, {_COLUMNS}) "  # noqa: S608 - fixed names
+    f"VALUES (?, ?, {', '.join('?' for _ in COUNTERS)}) "
+    "ON CONFLICT (unit_id, period) DO UPDATE SET "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS)
+)
+
+_ZEROS: Final = (0,) * len(COUNTERS)
+_CODES_LIMIT: Final = 500_000
+
+
+@dataclass(slots=True)
+class MetricsBatch:
+    lineages: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    # (lineage, local day) -> a delta per counter
+    counters: dict[tuple[Lineage, str], list[int]] = field(default_factory=dict)
+    # (lineage, local day, volunteer id)
+    participants: set[tuple[Lineage, str, str]] = field(default_factory=set)
+    active: set[tuple[Lineage, str, str]] = field(default_factory=set)
+
+
+def stable_code(value: str) -> int:
+    """A string's code: the first 63 bits of its BLAKE2b hash (a positive SQLite integer)."""
+    return int.from_bytes(blake2b(value.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def _lineage(value: object) -> Lineage:
+    if not isinstance(value, list) or not value or not all(isinstance(u, str) for u in value):
+        msg = f"a unit lineage must be a non-empty list of unit ids, got {value!r}"
+        raise TypeError(msg)
+    return tuple(value)
+
+
+class UnitMetricsProjection(Projection):
+    name = "unit_metrics"
+
+    def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
+        self.clock = PeriodClock(timezone)
+        # activity, passbook and redemption ids (UUID) and volunteer ids (str) ->
+        # lineage: fixed when the subject is created, so cached for good
+        self._lineages: dict[Hashable, Lineage] = {}
+        self._codes: dict[str, int] = {}
+
+    # -- schema and batches ----------------------------------------------------------
+
+    def create_tables(self, conn: sqlite3.Connection) -> None:
+        for statement in DDL:
+            conn.execute(statement)
+        remember_timezone(conn, self.clock.timezone)
+
+    def begin_batch(self, conn: sqlite3.Connection) -> MetricsBatch:
+        return MetricsBatch()
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[EventEnvelope]) -> None:
+        try:
+            super().apply(conn, events)
+        except BaseException:
+            self._lineages.clear()  # the batch rolls back: so does what it cached
+            raise
+
+    def flush_batch(self, conn: sqlite3.Connection, batch: MetricsBatch) -> None:
+        if batch.lineages:
+            conn.executemany(
+                "INSERT INTO um_lineages (subject_id, kind, lineage, category) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                batch.lineages,
+            )
+        if batch.counters:
+            conn.executemany(UPSERT_COUNTERS, self._roll_up(batch.counters))
+        units: set[Lineage] = set()
+        for table, members in (
+            ("um_participants", batch.participants),
+            ("um_active", batch.active),
+        ):
+            if members:
+                conn.executemany(
+                    f"INSERT INTO {table} (unit, period, volunteer) "  # noqa: S608
+                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    self._memberships(members, units),
+                )
+        if units:
+            conn.executemany(
+                "INSERT INTO um_units (unit_id, lineage) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [(lineage[-1], "/".join(lineage)) for lineage in units],
+            )
+
+    def _periods(self, day: str) -> tuple[str, str, str, str, str]:
+        keys = self.clock.keys_of_day(day)
+        return keys.day, keys.month, keys.quarter, keys.year, ALL
+
+    def _roll_up(
+        self, counters: dict[tuple[Lineage, str], list[int]]
+    ) -> list[tuple[str | int, ...]]:
+        """Spread each (lineage, day) delta over every unit of the lineage and every
+        period containing the day."""
+        rows: dict[tuple[str, str], list[int]] = {}
+        for (lineage, day), delta in counters.items():
+            periods = self._periods(day)
+            for unit in lineage:
+                for period in periods:
+                    row = rows.get((unit, period))
+                    rows[unit, period] = delta if row is None else list(map(add, row, delta))
+        return [(unit, period, *delta) for (unit, period), delta in rows.items()]
+
+    def _memberships(
+        self, members: set[tuple[Lineage, str, str]], units: set[Lineage]
+    ) -> set[tuple[int, str, int]]:
+        """(unit, period, volunteer) rows of each (lineage, day, volunteer) for the
+        deepest unit of the lineage; ``units`` collects the lineages."""
+        rows: set[tuple[int, str, int]] = set()
+        code = self._code
+        for lineage, day, vid in members:
+            unit, volunteer = code(lineage[-1]), code(vid)
+            units.add(lineage)
+            for period in self._periods(day):
+                rows.add((unit, period, volunteer))
+        return rows
+
+    def _code(self, value: str) -> int:
+        code = self._codes.get(value)
+        if code is None:
+            if len(self._codes) >= _CODES_LIMIT:
+                self._codes.clear()
+            code = self._codes[value] = stable_code(value)
+        return code
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def _remember(
+        self,
+        batch: MetricsBatch,
+        subject: UUID | str,
+        kind: str,
+        lineage: Lineage,
+        category: str | None = None,
+    ) -> None:
+        batch.lineages.append((str(subject), kind, "/".join(lineage), category))
+        self._lineages[subject] = lineage
+
+    def _lineage_of(self, conn: sqlite3.Connection, subject: UUID | str) -> Lineage:
+        lineage = self._lineages.get(subject)
+        if lineage is None:
+            row = conn.execute(
+                "SELECT lineage FROM um_lineages WHERE subject_id = ?", (str(subject),)
+            ).fetchone()
+            if row is None:
+                msg = f"no lineage known for {subject}"
+                raise LookupError(msg)
+            lineage = self._lineages[subject] = tuple(row[0].split("/"))
+        return lineage
+
+    @staticmethod
+    def _count(batch: MetricsBatch, key: tuple[Lineage, str], counter: int, amount: int) -> None:
+        delta = batch.counters.get(key)
+        if delta is None:
+            delta = batch.counters[key] = list(_ZEROS)
+        delta[counter] += amount
+
+    # -- activities ------------------------------------------------------------------
+
+    @handles(Activity.Published)
+    def published(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        lineage = _lineage(p["unit_path"])
+        self._remember(batch, envelope.aggregate_id, "activity", lineage, p.get("category"))
+        self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), PUBLISHED, 1)
+
+    def _activity_event(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope, counter: int
+    ) -> None:
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), counter, 1)
+
+    @handles(Activity.Closed)
+    def held(self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope) -> None:
+        self._activity_event(conn, batch, envelope, HELD)
+
+    @handles(Activity.Cancelled)
+    def cancelled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._activity_event(conn, batch, envelope, CANCELLED)
+
+    @handles(Activity.SignedUp, Activity.PromotedFromWaitlist)
+    def signed_up(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._activity_event(conn, batch, envelope, SIGNUPS)
+
+    @handles(Activity.SignupCancelled)
+    def signup_cancelled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._activity_event(conn, batch, envelope, SIGNUPS_CANCELLED)
+
+    @handles(Activity.Waitlisted)
+    def waitlisted(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._activity_event(conn, batch, envelope, WAITLISTED)
+
+    @handles(Activity.ServiceConfirmed)
+    def service_confirmed(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        vid = p["volunteer_id"]
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        home = self._lineage_of(conn, vid)
+        day = self.clock.day_of(envelope.recorded_at)
+        key = (lineage, day)
+        delta = batch.counters.get(key)
+        if delta is None:
+            delta = batch.counters[key] = list(_ZEROS)
+        delta[SERVICES] += 1
+        delta[MINUTES] += p["minutes"]
+        delta[PEOPLE] += p["people_served"]
+        batch.participants.add((lineage, day, vid))
+        batch.active.add((home, day, vid))
+
+    # -- volunteers and points -------------------------------------------------------
+
+    @handles(Volunteer.Registered)
+    def registered(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        home = _lineage(envelope.payload["home_path"])
+        self._remember(batch, str(envelope.aggregate_id), "volunteer", home)
+        self._count(batch, (home, self.clock.day_of(envelope.recorded_at)), REGISTERED, 1)
+
+    @handles(Passbook.Opened)
+    def passbook_opened(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._remember(
+            batch, envelope.aggregate_id, "passbook", _lineage(envelope.payload["home_path"])
+        )
+
+    @handles(Passbook.PointsAwarded)
+    def points_awarded(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        home = self._lineage_of(conn, envelope.aggregate_id)
+        self._count(batch, (home, self.clock.day_of_iso(p["awarded_at"])), AWARDED, p["points"])
+
+    def _passbook_event(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope, counter: int
+    ) -> None:
+        home = self._lineage_of(conn, envelope.aggregate_id)
+        day = self.clock.day_of(envelope.recorded_at)
+        self._count(batch, (home, day), counter, envelope.payload["points"])
+
+    @handles(Passbook.PointsDeducted)
+    def points_deducted(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._passbook_event(conn, batch, envelope, DEDUCTED)
+
+    @handles(Passbook.PointsRedeemed)
+    def points_redeemed(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._passbook_event(conn, batch, envelope, REDEEMED)
+
+    @handles(Passbook.RedemptionRefunded)
+    def redemption_refunded(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        home = self._lineage_of(conn, envelope.aggregate_id)
+        day = self.clock.day_of(envelope.recorded_at)
+        self._count(batch, (home, day), REDEEMED, -envelope.payload["points"])
+
+    @handles(Passbook.PointsExpired)
+    def points_expired(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._passbook_event(conn, batch, envelope, EXPIRED)
+
+    # -- redemptions -----------------------------------------------------------------
+
+    @handles(Redemption.Requested)
+    def redemption_requested(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        lineage = _lineage(envelope.payload["unit_path"])
+        self._remember(batch, envelope.aggregate_id, "redemption", lineage)
+        self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), REQUESTED, 1)
+
+    @handles(Redemption.Cancelled)
+    def redemption_cancelled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        day = self.clock.day_of(envelope.recorded_at)
+        self._count(batch, (lineage, day), REDEMPTIONS_CANCELLED, 1)
+
+    @handles(Redemption.Fulfilled)
+    def redemption_fulfilled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), FULFILLED, 1)
+
+
+# -- queries -------------------------------------------------------------------------
+
+
+class UnitMetrics(BaseModel):
+    """A unit's figures for one period (its own and its whole subtree's)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unit_id: str
+    granularity: Granularity
+    period_key: str
+    activities_published: int = 0
+    activities_held: int = 0
+    activities_cancelled: int = 0
+    signups: int = 0
+    signups_cancelled: int = 0
+    waitlisted: int = 0
+    services_confirmed: int = 0
+    service_minutes: int = 0
+    service_hours: float = 0.0
+    people_served: int = 0
+    participants: int = 0
+    points_awarded: int = 0
+    points_deducted: int = 0
+    points_redeemed: int = 0
+    points_expired: int = 0
+    redemptions_requested: int = 0
+    redemptions_cancelled: int = 0
+    redemptions_fulfilled: int = 0
+    active_volunteers: int = 0
+    volunteers_registered: int = 0
+
+
+def _check_granularity(granularity: str) -> None:
+    if granularity not in METRIC_GRANULARITIES:
+        msg = f"unit metrics are kept per {', '.join(METRIC_GRANULARITIES)}, not {granularity!r}"
+        raise ValueError(msg)
+
+
+def _subtree(conn: sqlite3.Connection, unit_id: str) -> list[int]:
+    """Codes of the deepest units of every lineage through the unit (its subtree)."""
+    escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute(
+        "SELECT unit_id FROM um_units WHERE '/' || lineage || '/' LIKE ? ESCAPE '\\'",
+        (f"%/{escaped}/%",),
+    )
+    return [stable_code(r[0]) for r in rows]
+
+
+def _chunks(keys: list[str], size: int = 400) -> list[list[str]]:
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
+
+
+def series(
+    conn: sqlite3.Connection,
+    unit_id: str,
+    granularity: Granularity,
+    start_key: str,
+    end_key: str,
+) -> list[UnitMetrics]:
+    """One report per period from ``start_key`` to ``end_key`` (both included),
+    periods without events included as zeros."""
+    _check_granularity(granularity)
+    keys = keys_between(granularity, start_key, end_key)
+    subtree = _subtree(conn, unit_id)
+    counters: dict[str, dict[str, int]] = {}
+    distinct: dict[str, dict[str, int]] = {k: {} for k in keys}
+    for chunk in _chunks(keys):
+        marks = ", ".join("?" for _ in chunk)
+        for row in conn.execute(
+            f"SELECT period, {_COLUMNS} FROM um_counters "  # noqa: S608 - fixed names
+            f"WHERE unit_id = ? AND period IN ({marks})",
+            (unit_id, *chunk),
+        ):
+            counters[row[0]] = dict(zip(COUNTERS, row[1:], strict=True))
+        if not subtree:
+            continue
+        units = ", ".join("?" for _ in subtree)
+        for table, figure in (
+            ("um_participants", "participants"),
+            ("um_active", "active_volunteers"),
+        ):
+            for period, count in conn.execute(
+                f"SELECT period, COUNT(DISTINCT volunteer) FROM {table} "  # noqa: S608
+                f"WHERE unit IN ({units}) AND period IN ({marks}) GROUP BY period",
+                (*subtree, *chunk),
+            ):
+                distinct[period][figure] = count
+    reports = []
+    for key in keys:
+        figures = counters.get(key, {})
+        minutes = figures.get("service_minutes", 0)
+        reports.append(
+            UnitMetrics(
+                unit_id=unit_id,
+                granularity=granularity,
+                period_key=key,
+                service_hours=round(minutes / 60, 2),
+                **figures,
+                **distinct[key],
+            )
+        )
+    return reports
+
+
+def metrics(
+    conn: sqlite3.Connection,
+    unit_id: str,
+    granularity: Granularity = "all",
+    period_key: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> UnitMetrics:
+    """A unit's figures for one period; ``period_key`` defaults to the current period
+    in the view's timezone (``now`` overrides the clock, for tests)."""
+    _check_granularity(granularity)
+    if period_key is None:
+        period_key = PeriodClock(recall_timezone(conn)).current(granularity, now)
+    validate_key(granularity, period_key)
+    return series(conn, unit_id, granularity, period_key, period_key)[0]

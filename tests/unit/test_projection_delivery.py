@@ -1,0 +1,190 @@
+"""Every read model under the runner: exactly once, poison events parked, restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from domain.volunteers import Volunteer
+from projections.base import Projection
+from projections.catalog import PROJECTIONS, create
+from projections.leaderboard import LeaderboardProjection
+from projections.runner import ProjectionRunner
+from projections.stream import StreamRecord
+from tests.unit.projection_fixtures import T0, Scenario, dump, envelope, renumbered
+
+NAMES = sorted(PROJECTIONS)
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Iterator[Scenario]:
+    """A little of everything: volunteers, service, awards, redemptions."""
+    s = Scenario(tmp_path)
+    u = s.units
+    p, q = s.volunteer(u.a1, "p"), s.volunteer(u.b1, "q")
+    activity = s.activity(u.a1)
+    s.sign_up(activity, p, q)
+    s.serve(activity, p, minutes=60, people=2)
+    s.serve(activity, q, minutes=120, people=1)
+    s.hold(activity)
+    reward = s.reward(u.a, cost=5)
+    s.fulfil(s.redeem(p, reward))
+    s.cancel_redemption(s.redeem(q, reward), q, reward)
+    s.deduct(q, 2, T0 + timedelta(days=40))
+    yield s
+    s.close()
+
+
+def test_the_catalogue() -> None:
+    assert NAMES == ["audit_trail", "leaderboard", "unit_metrics"]
+    for name in NAMES:
+        projection = create(name, timezone="UTC")
+        assert isinstance(projection, Projection)
+        assert projection.name == name
+    assert isinstance(create("leaderboard"), LeaderboardProjection)
+    with pytest.raises(KeyError):
+        create("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_applying_the_same_records_twice_changes_nothing(scenario: Scenario, name: str) -> None:
+    runner = scenario.runner(create(name))
+    records = scenario.records()
+    assert runner.apply_records(records) == len(records)
+    once = dump(runner.store)
+    assert runner.apply_records(records) == 0
+    assert runner.apply_records(records[3:7]) == 0
+    assert dump(runner.store) == once
+    assert runner.position == len(records)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_small_batches_and_a_restart_give_the_same_view(scenario: Scenario, name: str) -> None:
+    """One batch, or many small ones with the projection rebuilt from its tables
+    half way (its in-memory look-ups gone), give identical views."""
+    records = scenario.records()
+    whole = scenario.runner(create(name))
+    whole.apply_records(records)
+
+    first = scenario.runner(create(name))
+    half = len(records) // 2
+    for i in range(0, half, 3):
+        first.apply_records(records[i : min(i + 3, half)])
+    restarted = scenario.runner(create(name), first.store)  # a new process, same database
+    restarted.apply_records(records[half:])
+    assert dump(restarted.store) == dump(whole.store)
+
+
+def _poison(position: int) -> StreamRecord:
+    """A registration whose home is not a list of units: every read model refuses it."""
+    env = envelope(
+        Volunteer.Registered,
+        position=position,
+        aggregate_version=1,
+        payload={
+            "home_station_id": str(uuid4()),
+            "home_path": 42,
+            "name": "坏数据",
+            "phone": "0",
+            "document_masked": "x",
+        },
+    )
+    return StreamRecord(0, position, env)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_poison_event_is_parked_and_the_rest_of_its_batch_applies(
+    scenario: Scenario, name: str
+) -> None:
+    records = scenario.records()
+    middle = len(records) // 2
+    # the real events at positions 1..middle, the poison, then the rest
+    batch = [
+        *renumbered(records[:middle]),
+        _poison(middle + 1),
+        *renumbered(records[middle:], start=middle + 2),
+    ]
+    runner = scenario.runner(create(name))
+    assert runner.apply_records(batch) == len(records)
+    parked = runner.dead_letters()
+    assert [(d["position"], d["type"]) for d in parked] == [
+        (middle + 1, "domain.volunteers:Volunteer.Registered")
+    ]
+    assert "home_path" in str(parked[0]["error"]) or "lineage" in str(parked[0]["error"])
+    assert not runner.healthy
+    assert runner.position == len(records) + 1
+
+    # the same view as without the poison (except the positions and the dead letter)
+    clean = scenario.runner(create(name))
+    clean.apply_records(records)
+    ignored = {"stream_position", "dead_letters", "audit_events", "audit_hours"}  # positions
+    with_poison, without = dump(runner.store), dump(clean.store)
+    assert {t: r for t, r in with_poison.items() if t not in ignored} == {
+        t: r for t, r in without.items() if t not in ignored
+    }
+    # replaying it fails again: it stays parked
+    with pytest.raises(TypeError):
+        runner.replay_dead_letter(middle + 1)
+    assert len(runner.dead_letters()) == 1
+
+
+def test_the_audit_trail_records_the_rest_around_a_poison_event(scenario: Scenario) -> None:
+    records = scenario.records()
+    runner = scenario.runner(create("audit_trail"))
+    runner.apply_records([*renumbered(records[:5]), _poison(6), *renumbered(records[5:], start=7)])
+    positions = [
+        r[0]
+        for r in runner.store.reader().execute(
+            "SELECT position FROM audit_events ORDER BY position"
+        )
+    ]
+    assert positions == [p for p in range(1, len(records) + 2) if p != 6]
+
+
+class CommitFault:
+    """Makes the next save of stream positions fail: the batch's rows are written,
+    then its transaction rolls back (as on a full disk), and the runner retries."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.fired = 0
+
+    def __call__(self) -> None:
+        if self.armed:
+            self.armed = False
+            self.fired += 1
+            msg = "injected fault"
+            raise RuntimeError(msg)
+
+    def install(self, runner: ProjectionRunner) -> None:
+        with runner.store.transaction() as conn:
+            conn.create_function("commit_fault", 0, self)
+            for action in ("INSERT", "UPDATE"):
+                conn.execute(
+                    f"CREATE TEMP TRIGGER fault_on_{action.lower()} BEFORE {action} "
+                    "ON stream_position BEGIN SELECT commit_fault(); END"
+                )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_batch_rolled_back_after_its_rows_were_written_is_applied_again(
+    scenario: Scenario, name: str
+) -> None:
+    """What a projection remembers between batches must not outlive a rollback."""
+    records = scenario.records()
+    half = len(records) // 2
+    runner = scenario.runner(create(name))
+    fault = CommitFault()
+    fault.install(runner)
+    runner.apply_records(records[:half])
+    fault.armed = True
+    assert runner.apply_records(records[half:]) == len(records) - half
+    assert fault.fired == 1
+    assert runner.dead_letters() == []
+    clean = scenario.runner(create(name))
+    clean.apply_records(records)
+    assert dump(runner.store) == dump(clean.store)

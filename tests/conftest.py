@@ -39,7 +39,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 class Clock:
-    """A settable clock for the application's "now" (events keep real timestamps)."""
+    """A settable clock for the application's "now" (events are stamped with it)."""
 
     def __init__(self) -> None:
         self.now = datetime.now(UTC)

@@ -111,7 +111,8 @@ def test_full_walkthrough(api, network, clock):
     volunteer = api.register(network.station)
     activity = _serve(api, network.station, volunteer, clock)
     assert api.award(volunteer, 30).json()["balance"] == 50
-    before_redemption = datetime.now(UTC)
+    before_redemption = clock.advance(timedelta(seconds=1))
+    clock.advance(timedelta(seconds=1))
 
     reward = api.list_reward(network.station, cost=40, stock=3)
     redeemed = api.post(

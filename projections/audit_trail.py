@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from typing import Any, Final
-from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
@@ -232,7 +231,7 @@ class AuditTrailProjection(Projection):
         self.names = _Dictionary()
         self.types = _Dictionary()
         self.lineages = _Dictionary()
-        self._subjects: dict[UUID, Subject] = {}
+        self._subjects: dict[int, Subject] = {}  # by the aggregate id's UUID.int
         # the last row of the last batch written, until it is known to be committed
         self._unsettled_position: int | None = None
 
@@ -348,12 +347,12 @@ class AuditTrailProjection(Projection):
                 "SELECT volunteer, lineage FROM audit_subjects WHERE aggregate = ?", (aggregate,)
             ).fetchone()
             subject = (aggregate, None, None) if row is None else (aggregate, row[0], row[1])
-        self._subjects[aggregate_id] = subject
+        self._subjects[aggregate_id.int] = subject
         return subject
 
     @handles(*domain_event_classes())
     def record(self, conn: sqlite3.Connection, batch: AuditBatch, envelope: EventEnvelope) -> None:
-        subject = self._subjects.get(envelope.aggregate_id)
+        subject = self._subjects.get(envelope.aggregate_id.int)
         if subject is None:
             subject = self._subject(conn, batch, envelope)
         aggregate, volunteer, lineage = subject

@@ -104,7 +104,7 @@ class LeaderboardBatch:
     daily: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
 
-def _home_columns(home_path: Sequence[str]) -> tuple[str | None, str | None, str | None]:
+def _home_columns(home_path: object) -> tuple[str | None, str | None, str | None]:
     if not isinstance(home_path, list) or not all(isinstance(u, str) for u in home_path):
         msg = f"home_path must be a list of unit ids, got {home_path!r}"
         raise TypeError(msg)
@@ -118,7 +118,7 @@ class LeaderboardProjection(Projection):
     def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.clock = PeriodClock(timezone)
         # passbook id -> volunteer id: never changes, so it is cached for good
-        self._volunteer_of: dict[UUID, str] = {}
+        self._volunteer_of: dict[int, str] = {}  # by the passbook id's UUID.int
 
     # -- schema and batches ----------------------------------------------------------
 
@@ -184,7 +184,7 @@ class LeaderboardProjection(Projection):
     # -- lookups ---------------------------------------------------------------------
 
     def _volunteer_of_passbook(self, conn: sqlite3.Connection, passbook_id: UUID) -> str:
-        vid = self._volunteer_of.get(passbook_id)
+        vid = self._volunteer_of.get(passbook_id.int)
         if vid is None:
             row = conn.execute(
                 "SELECT volunteer_id FROM lb_passbooks WHERE passbook_id = ?", (str(passbook_id),)
@@ -192,7 +192,7 @@ class LeaderboardProjection(Projection):
             if row is None:
                 msg = f"passbook {passbook_id} was never opened"
                 raise LookupError(msg)
-            vid = self._volunteer_of[passbook_id] = row[0]
+            vid = self._volunteer_of[passbook_id.int] = row[0]
         return vid
 
     @staticmethod
@@ -235,7 +235,7 @@ class LeaderboardProjection(Projection):
             msg = f"volunteer_id must be a string, got {vid!r}"
             raise TypeError(msg)
         batch.passbooks.append((str(envelope.aggregate_id), vid))
-        self._volunteer_of[envelope.aggregate_id] = vid
+        self._volunteer_of[envelope.aggregate_id.int] = vid
 
     @handles(Passbook.PointsAwarded)
     def points_awarded(

@@ -3,7 +3,8 @@
 Every figure rolls up the hierarchy: an event at a station counts for the
 station, its institute and its center, so a center's figures are the sum of its
 institutes' (and of anything held at the center itself). Figures are kept per
-local day, month, quarter, year and for all time, by the event's business time.
+local day, month, quarter, year and for all time, by the event's business time
+(``awarded_at`` for awards, the recording time otherwise).
 
 Where an event is attributed:
 
@@ -14,14 +15,17 @@ Where an event is attributed:
 * redemptions requested, cancelled and fulfilled: the lineage of the unit that
   listed the reward.
 
-Distinct counts (participants, active volunteers) are membership rows, one per
-(unit, period, volunteer), counted when queried.
+Counters are rolled up when written: one row per (unit, period). Distinct counts
+(participants, active volunteers) cannot be added up a hierarchy (a volunteer
+may serve in two institutes), so they are membership rows, one per (deepest unit
+of the lineage, period, volunteer), counted over the unit's subtree when queried;
+ids in membership rows are stable 63-bit codes, which keeps those rows small.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from hashlib import blake2b
@@ -160,6 +164,16 @@ class MetricsBatch:
     active: set[tuple[Lineage, str, str]] = field(default_factory=set)
 
 
+def _load(conn: sqlite3.Connection, subject_id: str) -> Lineage:
+    row = conn.execute(
+        "SELECT lineage FROM um_lineages WHERE subject_id = ?", (subject_id,)
+    ).fetchone()
+    if row is None:
+        msg = f"no lineage known for {subject_id!r}"
+        raise LookupError(msg)
+    return tuple(row[0].split("/"))
+
+
 def stable_code(value: str) -> int:
     """A string's code: the first 63 bits of its BLAKE2b hash (a positive SQLite integer)."""
     return int.from_bytes(blake2b(value.encode(), digest_size=8).digest(), "big") >> 1
@@ -177,9 +191,11 @@ class UnitMetricsProjection(Projection):
 
     def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.clock = PeriodClock(timezone)
-        # activity, passbook and redemption ids (UUID) and volunteer ids (str) ->
-        # lineage: fixed when the subject is created, so cached for good
-        self._lineages: dict[Hashable, Lineage] = {}
+        # lineages are fixed when their subject is created, so cached for good:
+        # activities, passbooks and redemptions by their id's UUID.int ...
+        self._by_aggregate: dict[int, Lineage] = {}
+        # ... and volunteers' homes by volunteer id
+        self._by_volunteer: dict[str, Lineage] = {}
         self._codes: dict[str, int] = {}
 
     # -- schema and batches ----------------------------------------------------------
@@ -196,7 +212,8 @@ class UnitMetricsProjection(Projection):
         try:
             super().apply(conn, events)
         except BaseException:
-            self._lineages.clear()  # the batch rolls back: so does what it cached
+            self._by_aggregate.clear()  # the batch rolls back: so does what it cached
+            self._by_volunteer.clear()
             raise
 
     def flush_batch(self, conn: sqlite3.Connection, batch: MetricsBatch) -> None:
@@ -232,15 +249,20 @@ class UnitMetricsProjection(Projection):
     def _roll_up(
         self, counters: dict[tuple[Lineage, str], list[int]]
     ) -> list[tuple[str | int, ...]]:
-        """Spread each (lineage, day) delta over every unit of the lineage and every
-        period containing the day."""
-        rows: dict[tuple[str, str], list[int]] = {}
+        """Spread each (lineage, day) delta over every period containing the day, then
+        over every unit of the lineage."""
+        by_period: dict[tuple[Lineage, str], list[int]] = {}
         for (lineage, day), delta in counters.items():
-            periods = self._periods(day)
+            for period in self._periods(day):
+                total = by_period.get((lineage, period))
+                by_period[lineage, period] = (
+                    delta if total is None else list(map(add, total, delta))
+                )
+        rows: dict[tuple[str, str], list[int]] = {}
+        for (lineage, period), delta in by_period.items():
             for unit in lineage:
-                for period in periods:
-                    row = rows.get((unit, period))
-                    rows[unit, period] = delta if row is None else list(map(add, row, delta))
+                total = rows.get((unit, period))
+                rows[unit, period] = delta if total is None else list(map(add, total, delta))
         return [(unit, period, *delta) for (unit, period), delta in rows.items()]
 
     def _memberships(
@@ -275,19 +297,23 @@ class UnitMetricsProjection(Projection):
         lineage: Lineage,
         category: str | None = None,
     ) -> None:
+        """Record a subject's lineage: an aggregate's (by id) or a volunteer's home."""
         batch.lineages.append((str(subject), kind, "/".join(lineage), category))
-        self._lineages[subject] = lineage
+        if isinstance(subject, UUID):
+            self._by_aggregate[subject.int] = lineage
+        else:
+            self._by_volunteer[subject] = lineage
 
-    def _lineage_of(self, conn: sqlite3.Connection, subject: UUID | str) -> Lineage:
-        lineage = self._lineages.get(subject)
+    def _lineage_of(self, conn: sqlite3.Connection, aggregate_id: UUID) -> Lineage:
+        lineage = self._by_aggregate.get(aggregate_id.int)
         if lineage is None:
-            row = conn.execute(
-                "SELECT lineage FROM um_lineages WHERE subject_id = ?", (str(subject),)
-            ).fetchone()
-            if row is None:
-                msg = f"no lineage known for {subject}"
-                raise LookupError(msg)
-            lineage = self._lineages[subject] = tuple(row[0].split("/"))
+            lineage = self._by_aggregate[aggregate_id.int] = _load(conn, str(aggregate_id))
+        return lineage
+
+    def _home_of(self, conn: sqlite3.Connection, volunteer_id: str) -> Lineage:
+        lineage = self._by_volunteer.get(volunteer_id)
+        if lineage is None:
+            lineage = self._by_volunteer[volunteer_id] = _load(conn, volunteer_id)
         return lineage
 
     @staticmethod
@@ -349,7 +375,7 @@ class UnitMetricsProjection(Projection):
         p = envelope.payload
         vid = p["volunteer_id"]
         lineage = self._lineage_of(conn, envelope.aggregate_id)
-        home = self._lineage_of(conn, vid)
+        home = self._home_of(conn, vid)
         day = self.clock.day_of(envelope.recorded_at)
         key = (lineage, day)
         delta = batch.counters.get(key)

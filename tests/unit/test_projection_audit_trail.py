@@ -229,3 +229,34 @@ def test_summaries_keep_ids_and_numbers_but_no_personal_data(trail: Trail) -> No
         data = path.read_bytes()
         for secret in (*PERSONAL, "张三丰", "13911110000"):
             assert secret.encode() not in data, (secret, path.name)
+
+
+def test_time_windows_hold_when_recording_order_and_positions_disagree(trail: Trail) -> None:
+    """Concurrent commands commit in an order slightly different from their clocks."""
+    head = trail.runner.position
+    passbook_id = trail.scenario.passbooks[trail.r.id].id
+    times = [  # positions head+1.. recorded at (the second one before the first)
+        datetime(2021, 6, 1, 13, 0, 5, tzinfo=UTC),
+        datetime(2021, 6, 1, 12, 59, 55, tzinfo=UTC),
+        datetime(2021, 6, 1, 14, 30, 0, tzinfo=UTC),
+    ]
+    _apply(
+        trail.runner,
+        [
+            envelope(
+                Passbook.PointsExpired,
+                position=head + n,
+                aggregate_id=passbook_id,
+                recorded_at=at,
+                payload={"points": n},
+            )
+            for n, at in enumerate(times, 1)
+        ],
+    )
+    one_pm = datetime(2021, 6, 1, 13, 0, tzinfo=UTC)
+    window = {"type": "PointsExpired"}
+    assert [e.position for e in trail.search(since=one_pm, **window)] == [head + 1, head + 3]
+    assert [e.position for e in trail.search(until=one_pm, **window)] == [head + 2]
+    two_pm = datetime(2021, 6, 1, 14, 0, tzinfo=UTC)
+    assert [e.position for e in trail.search(since=one_pm, until=two_pm)] == [head + 1]
+    assert trail.search(since=datetime(2021, 6, 2, tzinfo=UTC), until=two_pm) == []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from projections.periods import (
     PeriodClock,
@@ -121,3 +124,29 @@ def test_malformed_keys_are_refused(granularity: str, key: str) -> None:
 def test_period_start() -> None:
     assert period_start("week", "2026-W14") == date(2026, 3, 30)
     assert period_start("quarter", "2026-Q3") == date(2026, 7, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(
+        ["Asia/Shanghai", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "UTC"]
+    ),
+    seconds=st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False),  # 1970..2100
+)
+def test_the_memoised_day_is_the_zones_local_date(zone: str, seconds: float) -> None:
+    clock = PeriodClock(zone)
+    at = datetime.fromtimestamp(seconds, UTC)
+    expected = at.astimezone(ZoneInfo(zone)).date().isoformat()
+    assert clock.day_of(at) == expected
+    assert clock.day_of(at) == expected  # from the memo this time
+    assert clock.day_of_iso(at.isoformat()) == expected
+
+
+def test_days_around_a_daylight_saving_change() -> None:
+    clock = PeriodClock("America/New_York")
+    # 2026-03-08 02:00 EST became 03:00 EDT (07:00 UTC); midnight is 04:00 UTC after it
+    start = datetime(2026, 3, 8, 0, 0, tzinfo=UTC)
+    days = {clock.day_of(start + timedelta(minutes=m)) for m in range(0, 48 * 60, 7)}
+    assert days == {"2026-03-07", "2026-03-08", "2026-03-09"}
+    assert clock.day_of(datetime(2026, 3, 9, 3, 59, tzinfo=UTC)) == "2026-03-08"
+    assert clock.day_of(datetime(2026, 3, 9, 4, 0, tzinfo=UTC)) == "2026-03-09"

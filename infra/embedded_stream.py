@@ -26,12 +26,16 @@ class EmbeddedStream:
         *,
         decode_state: Callable[[bytes], bytes] | None = None,
         poll_interval: float = 0.25,
+        keep_decoded: int = 10_000,
     ) -> None:
         self.recorder = recorder
         self.decode_state = decode_state
         self.poll_interval = poll_interval
         self._new_events = threading.Condition()
         self._head_seen = 0
+        self.keep_decoded = keep_decoded
+        self._recent: dict[int, StreamRecord] = {}  # position -> record, oldest first
+        self._recent_lock = threading.Lock()
 
     def notify(self, head: int) -> None:
         """Called by the event store after each commit."""
@@ -46,11 +50,23 @@ class EmbeddedStream:
         return EmbeddedSubscription(self, lookup([PARTITION])[PARTITION])
 
     def read(self, after: int, limit: int) -> list[StreamRecord]:
+        """Records after ``after``. Every projection reads the same stretch of the
+        log, so decoded records are kept for a while and decoded once, not once per
+        subscriber."""
+        with self._recent_lock:
+            cached: list[StreamRecord] = []
+            position = after + 1
+            while len(cached) < limit and (record := self._recent.get(position)) is not None:
+                cached.append(record)
+                position += 1
+        if len(cached) == limit:
+            return cached
+        last = cached[-1].offset if cached else after
         notifications = self.recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False
+            start=last, limit=limit - len(cached), inclusive_of_start=False
         )
         decode = self.decode_state
-        return [
+        fresh = [
             StreamRecord(
                 PARTITION,
                 n.id,
@@ -58,6 +74,13 @@ class EmbeddedStream:
             )
             for n in notifications
         ]
+        if fresh:
+            with self._recent_lock:
+                for record in fresh:
+                    self._recent[record.offset] = record
+                while len(self._recent) > self.keep_decoded:
+                    self._recent.pop(next(iter(self._recent)))
+        return cached + fresh
 
     def wait_for_new(self, after: int, timeout: float) -> None:
         with self._new_events:

@@ -1,0 +1,624 @@
+"""The Kafka stream: projections consume the relayed events through consumer groups.
+
+The relay (``infra.relay``) publishes every stored event to one topic, keyed by
+aggregate id, as the JSON of its :class:`EventEnvelope`, with three headers:
+``position`` (global position), ``type`` (event class topic) and ``prev`` (the
+position of the event before it in the store). A :class:`KafkaSubscription` is a
+``KafkaConsumer`` in group ``civic.<projection>`` reading committed records only;
+on every assignment it asks the projection for the offsets it applied (kept in
+the projection's own database) and seeks just past them, so Kafka's own committed
+offsets are advisory (monitoring only).
+
+Kafka orders records per partition, that is per aggregate. Read models that join
+aggregates (a service confirmation needs the volunteer's home unit) need the
+store's global order, so the subscription merges its partitions back into it:
+a record is delivered once the record before it in the store (``prev``) has been
+delivered, or, when that link is unknown (at start, after a rebalance), once
+every other partition it owns has a record waiting or is read to its end. One
+consumer that owns all partitions therefore delivers exactly the store's order;
+several consumers of one group each deliver their partitions in position order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from projections.envelope import EventEnvelope
+from projections.stream import PositionLookup, StreamRecord
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import ApplicationRecorder
+
+    from infra.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+HEADER_POSITION: Final = "position"
+HEADER_TYPE: Final = "type"
+HEADER_PREV: Final = "prev"
+
+# The topic keeps every event for good: it is the source every read model is
+# rebuilt from (a broker's default retention would silently drop history).
+TOPIC_CONFIG: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def bootstrap_list(servers: str) -> list[str]:
+    return [s.strip() for s in servers.split(",") if s.strip()]
+
+
+def message_key(aggregate_id: UUID) -> bytes:
+    """The record key: the aggregate id's 16 bytes (per-aggregate order)."""
+    return aggregate_id.bytes
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java's and kafka-python's) picks."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def ensure_topic(
+    bootstrap_servers: str, topic: str, partitions: int, *, timeout_ms: int = 10_000
+) -> int:
+    """Create ``topic`` with ``partitions`` partitions unless it exists; return the
+    partition count it has (an existing topic's count is never changed: keys
+    would move to other partitions)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_list(bootstrap_servers),
+        client_id="civic-admin",
+        bootstrap_timeout_ms=timeout_ms,
+        request_timeout_ms=timeout_ms,
+    )
+    try:
+        try:
+            admin.create_topics(
+                {
+                    topic: {
+                        "num_partitions": partitions,
+                        "replication_factor": -1,
+                        "configs": dict(TOPIC_CONFIG),
+                    }
+                },
+                timeout_ms=timeout_ms,
+                wait_for_metadata=True,
+            )
+            log.info("kafka.topic_created", topic=topic, partitions=partitions)
+            return partitions
+        except TopicAlreadyExistsError:
+            pass
+        admin.wait_for_topics([topic], timeout_ms=timeout_ms)
+        described = admin.describe_topics([topic])
+        actual = len(described[0]["partitions"]) if described else 0
+        if actual != partitions:
+            log.warning(
+                "kafka.topic_partitions_differ",
+                topic=topic,
+                partitions=actual,
+                configured=partitions,
+            )
+        return actual
+    finally:
+        admin.close()
+
+
+def tail_consumer(bootstrap_servers: str, client_id: str, **options: Any) -> Any:
+    """A group-less consumer of committed records, for reading partition tails."""
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap_list(bootstrap_servers),
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        allow_auto_create_topics=False,
+        fetch_max_wait_ms=50,
+        reconnect_backoff_max_ms=1_000,
+        **options,
+    )
+
+
+def read_last_published(consumer: Any, topic: str, *, timeout: float = 30.0) -> int:
+    """The highest ``position`` header among committed records (0 if none).
+
+    The last offset of a partition written transactionally is a commit marker,
+    not a record, and aborted records sit below it, so each tail is read
+    backwards in widening windows until a committed record is found.
+    """
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        return 0
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    begin = consumer.beginning_offsets(tps)
+    end = consumer.end_offsets(tps)  # read_committed: the last stable offset
+    deadline = time.monotonic() + timeout
+    best = 0
+    for tp in tps:
+        hi, window = end[tp], 8
+        while hi > begin[tp]:
+            lo = max(begin[tp], hi - window)
+            found = _max_position_between(consumer, tp, lo, hi, deadline)
+            if found is not None:
+                best = max(best, found)
+                break
+            hi, window = lo, window * 8
+    consumer.assign([])
+    return best
+
+
+def _max_position_between(consumer: Any, tp: Any, lo: int, hi: int, deadline: float) -> int | None:
+    consumer.assign([tp])
+    consumer.seek(tp, lo)
+    best: int | None = None
+    while True:
+        for records in consumer.poll(timeout_ms=200, max_records=500).values():
+            for r in records:
+                raw = header(r.headers, HEADER_POSITION) if r.offset < hi else None
+                if raw is not None:
+                    best = max(best or 0, int(raw))
+        position = consumer.position(tp)
+        if position is not None and position >= hi:
+            return best
+        if time.monotonic() > deadline:
+            msg = f"timed out reading the tail of {tp.topic}[{tp.partition}]"
+            raise TimeoutError(msg)
+
+
+# -- the stream ------------------------------------------------------------------------
+
+
+class KafkaStream:
+    """``projections.stream.EventStream`` over one Kafka topic."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str = "civic.events",
+        *,
+        partitions: int = 6,
+        group_prefix: str = "civic.",
+        session_timeout_ms: int = 10_000,
+        fetch_max_wait_ms: int = 50,
+        max_buffered: int = 20_000,
+        head_cache_seconds: float = 1.0,
+        rejoin_after: float = 30.0,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.partitions = partitions
+        self.group_prefix = group_prefix
+        self.session_timeout_ms = session_timeout_ms
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.max_buffered = max_buffered
+        self.head_cache_seconds = head_cache_seconds
+        self.rejoin_after = rejoin_after
+        self.consumer_options = dict(consumer_options or {})
+        self._partition_count: int | None = None
+        self._recorder: ApplicationRecorder | None = None
+        self._lock = threading.Lock()
+        self._tail: Any = None
+        self._head = 0
+        self._head_at = float("-inf")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> KafkaStream:
+        if not settings.kafka:
+            msg = "settings.kafka (CIVIC_KAFKA) names no Kafka bootstrap servers"
+            raise ValueError(msg)
+        return cls(
+            settings.kafka,
+            settings.kafka_topic,
+            partitions=settings.kafka_partitions,
+            **options,
+        )
+
+    # -- topic ---------------------------------------------------------------------
+
+    def ensure_topic(self) -> int:
+        if self._partition_count is None:
+            self._partition_count = ensure_topic(
+                self.bootstrap_servers, self.topic, self.partitions
+            )
+        return self._partition_count
+
+    # -- EventStream ---------------------------------------------------------------
+
+    def subscribe(self, group: str, lookup: PositionLookup) -> KafkaSubscription:
+        self.ensure_topic()
+        return KafkaSubscription(self, group, lookup)
+
+    def head(self) -> int:
+        """The last published global position (read from the partition tails; cached
+        briefly; the last known value while the broker is unreachable)."""
+        with self._lock:
+            if time.monotonic() - self._head_at < self.head_cache_seconds:
+                return self._head
+            try:
+                if self._tail is None:
+                    self._tail = tail_consumer(
+                        self.bootstrap_servers, "civic-head", bootstrap_timeout_ms=2_000
+                    )
+                self._head = max(self._head, read_last_published(self._tail, self.topic))
+            except (KafkaError, TimeoutError, OSError) as exc:
+                log.warning("kafka.head_unavailable", topic=self.topic, error=repr(exc))
+                self._close_tail()
+            self._head_at = time.monotonic()
+            return self._head
+
+    def _close_tail(self) -> None:
+        if self._tail is not None:
+            try:
+                self._tail.close(autocommit=False, timeout_ms=1_000)
+            except KafkaError:  # closing a consumer of an unreachable broker
+                log.debug("kafka.tail_close_failed", topic=self.topic)
+            self._tail = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_tail()
+
+    # -- read-your-writes ------------------------------------------------------------
+
+    def attach_store(self, recorder: ApplicationRecorder) -> None:
+        """Let :meth:`partition_of` find an event's aggregate in the store."""
+        self._recorder = recorder
+
+    def partition_of(self, position: int) -> int | None:
+        """The partition the event at ``position`` was (or will be) published to."""
+        if self._recorder is None or position < 1:
+            return None
+        found = self._recorder.select_notifications(start=position, limit=1)
+        if not found or found[0].id != position:
+            return None
+        originator = found[0].originator_id
+        aggregate_id = originator if isinstance(originator, UUID) else UUID(str(originator))
+        return partition_for_key(
+            message_key(aggregate_id), self._partition_count or self.partitions
+        )
+
+
+# -- a subscription --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    record: StreamRecord
+    prev: int | None
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Runs on the consumer's IO thread (the one that heartbeats), so it must stay
+    quick and must not wait on the polling thread: it reads the projection's
+    positions, seeks, and bumps the subscription's assignment generation."""
+
+    def __init__(self, subscription: KafkaSubscription) -> None:
+        self.subscription = subscription
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.subscription._revoked({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.subscription._assigned(list(assigned))
+
+
+class KafkaSubscription:
+    """One projection's consumer: delivers records in store order (see module doc).
+
+    Rebalances can happen on the consumer's IO thread at any moment, so the
+    polling thread owns all merge state and re-synchronises from the projection's
+    database whenever the assignment generation moved: it drops what it buffered
+    and what the poll in flight returned, and seeks every owned partition just
+    past its applied offset again.
+    """
+
+    def __init__(self, stream: KafkaStream, group: str, lookup: PositionLookup) -> None:
+        self.stream = stream
+        self.group = group
+        self.lookup = lookup
+        self.undecodable = 0
+        self.restarts = 0
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_list(stream.bootstrap_servers),
+            "group_id": f"{stream.group_prefix}{group}",
+            "client_id": f"civic-{group}",
+            "isolation_level": "read_committed",
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "allow_auto_create_topics": False,
+            "session_timeout_ms": stream.session_timeout_ms,
+            "heartbeat_interval_ms": max(stream.session_timeout_ms // 4, 500),
+            "fetch_max_wait_ms": stream.fetch_max_wait_ms,
+            "max_poll_records": 2_000,
+            "bootstrap_timeout_ms": 5_000,
+            "reconnect_backoff_max_ms": 1_000,  # back within a second of a broker restart
+        }
+        self._options.update(stream.consumer_options)
+        # written by the rebalance listener (IO thread), read by the polling thread
+        self._generation = 0
+        self._owned: tuple[int, ...] = ()
+        self._unassigned_since: float | None = time.monotonic()
+        # the polling thread's own state
+        self._synced = 0
+        self._buffers: dict[int, deque[_Pending]] = {}
+        self._paused: set[int] = set()
+        self._watermark: int | None = None  # every position <= this was delivered/applied
+        self._stable: dict[int, int] = {}  # last stable offsets, valid until the next fetch
+        self._lag: int | None = None
+        self._closed = False
+        self._consumer: Any = self._join()
+
+    def _join(self) -> Any:
+        consumer = KafkaConsumer(**self._options)
+        # Know the topic's partitions before the first JoinGroup: a first join
+        # without them is assigned nothing and must rebalance again at once.
+        consumer.partitions_for_topic(self.stream.topic)
+        consumer.subscribe([self.stream.topic], listener=_Rebalance(self))
+        return consumer
+
+    def _rejoin_if_stuck(self) -> None:
+        """kafka-python 3.0.12 can drop the end of a rebalance (SyncGroup answered,
+        the assignment never applied, no further rejoin) when polls use short
+        timeouts; a member that has waited this long for an assignment starts over
+        with a fresh consumer."""
+        since = self._unassigned_since
+        if since is None or time.monotonic() - since < self.stream.rejoin_after:
+            return
+        log.warning("kafka.rebalance_stuck", group=self.group, waited=self.stream.rejoin_after)
+        self.restarts += 1
+        old, self._consumer = self._consumer, None
+        try:
+            old.close(autocommit=False, timeout_ms=2_000)
+        except KafkaError as exc:  # it is being replaced either way
+            log.debug("kafka.close_failed", group=self.group, error=repr(exc))
+        self._owned = ()
+        self._generation += 1
+        self._unassigned_since = time.monotonic()
+        self._consumer = self._join()
+
+    def _tp(self, partition: int) -> Any:
+        return TopicPartition(self.stream.topic, partition)
+
+    # -- rebalance callbacks (consumer IO thread) ------------------------------------
+
+    def _revoked(self, partitions: set[int]) -> None:
+        self._owned = tuple(p for p in self._owned if p not in partitions)
+        self._unassigned_since = time.monotonic()
+        self._generation += 1
+
+    def _assigned(self, assigned: list[Any]) -> None:
+        topic = self.stream.topic
+        owned = sorted(tp.partition for tp in self._consumer.assignment() if tp.topic == topic)
+        applied = self.lookup(owned)
+        self._seek([tp.partition for tp in assigned if tp.topic == topic], applied)
+        self._owned = tuple(owned)
+        self._unassigned_since = None
+        self._generation += 1
+        log.info("kafka.partitions_assigned", group=self.group, offsets=applied)
+
+    def _seek(self, partitions: Sequence[int], applied: Mapping[int, int]) -> None:
+        """Position each partition just past the offset the projection applied."""
+        for p in partitions:
+            offset = applied.get(p, -1)
+            if offset >= 0:
+                self._consumer.seek(self._tp(p), offset + 1)
+            else:
+                self._consumer.seek_to_beginning(self._tp(p))
+
+    # -- Subscription ------------------------------------------------------------------
+
+    def poll(self, max_records: int, timeout: float) -> list[StreamRecord]:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._rejoin_if_stuck()
+            self._sync()
+            out = self._merge(max_records)
+            if out:
+                return out
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed:
+                return []
+            generation = self._generation
+            fetched = self._consumer.poll(
+                timeout_ms=max(int(remaining * 1000), 1), max_records=max_records
+            )
+            if self._generation != generation or self._generation != self._synced:
+                continue  # the assignment moved meanwhile: _sync drops this and re-seeks
+            if fetched:
+                self._stable.clear()  # stale once newer records were fetched
+                self._buffer(fetched)
+                out = self._merge(max_records)
+                if out:
+                    return out
+            blocked = self._blocking()
+            if blocked:
+                self._refresh_stable(blocked)
+
+    def committed(self, offsets: Mapping[int, int]) -> None:
+        owned = set(self._owned)
+        commit = {
+            self._tp(p): OffsetAndMetadata(o + 1, "", -1) for p, o in offsets.items() if p in owned
+        }
+        if commit:
+            self._consumer.commit_async(commit)
+
+    def lag(self) -> int | None:
+        return self._lag
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._consumer.close(autocommit=False, timeout_ms=5_000)
+
+    # -- merging (polling thread only) -------------------------------------------------
+
+    def _sync(self) -> None:
+        """Adopt the latest assignment: empty buffers, positions from the database."""
+        generation = self._generation
+        if generation == self._synced:
+            return
+        owned = self._owned
+        applied = self.lookup(list(owned)) if owned else {}
+        try:
+            self._seek(owned, applied)
+            for p in owned:
+                self._consumer.resume(self._tp(p))
+        except KafkaError as exc:  # the assignment moved again; the next call retries
+            log.info("kafka.resync_deferred", group=self.group, error=repr(exc))
+            return
+        self._buffers = {p: deque() for p in owned}
+        self._paused = set()
+        # A projection that applied nothing starts at the store's first event;
+        # otherwise the chain is picked up once every partition has spoken.
+        self._watermark = 0 if all(o < 0 for o in applied.values()) else None
+        self._stable = {}
+        self._synced = generation
+        self._update_lag()
+
+    def _buffer(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
+        decode = EventEnvelope.model_validate_json
+        for tp, records in fetched.items():
+            buffer = self._buffers.get(tp.partition)
+            if buffer is None:
+                continue
+            for r in records:
+                try:
+                    envelope = decode(r.value)
+                except (ValidationError, ValueError, TypeError) as exc:
+                    self.undecodable += 1
+                    log.error(
+                        "kafka.record_undecodable",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=r.offset,
+                        error=repr(exc),
+                    )
+                    continue
+                prev = header(r.headers, HEADER_PREV)
+                buffer.append(
+                    _Pending(
+                        StreamRecord(tp.partition, r.offset, envelope),
+                        int(prev) if prev is not None else None,
+                    )
+                )
+            if len(buffer) > self.stream.max_buffered and tp.partition not in self._paused:
+                self._consumer.pause(tp)
+                self._paused.add(tp.partition)
+        self._update_lag()
+
+    def _merge(self, max_records: int) -> list[StreamRecord]:
+        buffers = self._buffers
+        heads = [(buf[0].record.event.position, p) for p, buf in buffers.items() if buf]
+        heapq.heapify(heads)
+        out: list[StreamRecord] = []
+        watermark = self._watermark
+        while heads and len(out) < max_records:
+            position, p = heads[0]
+            buffer = buffers[p]
+            pending = buffer[0]
+            linked = (
+                watermark is not None and pending.prev is not None and pending.prev <= watermark
+            )
+            if not linked and not self._others_ready(p):
+                break
+            buffer.popleft()
+            out.append(pending.record)
+            watermark = position if watermark is None else max(watermark, position)
+            if buffer:
+                heapq.heapreplace(heads, (buffer[0].record.event.position, p))
+            else:
+                heapq.heappop(heads)
+        self._watermark = watermark
+        if out:
+            self._resume_drained()
+            self._update_lag()
+        return out
+
+    def _others_ready(self, partition: int) -> bool:
+        """Every other owned partition has a record waiting or is read to its end."""
+        for q, buffer in self._buffers.items():
+            if q != partition and not buffer and not self._read_to_end(q):
+                return False
+        return True
+
+    def _read_to_end(self, partition: int) -> bool:
+        stable = self._stable.get(partition)
+        if stable is None:
+            return False
+        position = self._position(partition)
+        return position is not None and position >= stable
+
+    def _blocking(self) -> list[int]:
+        """Owned partitions with nothing buffered and not known to be read to the end,
+        when some other partition has records waiting on them."""
+        if not any(self._buffers.values()):
+            return []
+        return [q for q, buffer in self._buffers.items() if not buffer and q not in self._stable]
+
+    def _refresh_stable(self, partitions: list[int]) -> None:
+        try:
+            ends = self._consumer.end_offsets([self._tp(p) for p in partitions], timeout_ms=5_000)
+        except KafkaError as exc:
+            log.warning("kafka.end_offsets_failed", group=self.group, error=repr(exc))
+            return
+        for tp, offset in ends.items():
+            if tp.partition in self._buffers:
+                self._stable[tp.partition] = offset
+
+    def _resume_drained(self) -> None:
+        for p in [p for p in self._paused if len(self._buffers.get(p, ())) < 1_000]:
+            self._paused.discard(p)
+            if p in self._buffers:
+                self._consumer.resume(self._tp(p))
+
+    def _position(self, partition: int) -> int | None:
+        """The consumer's next fetch offset (past commit markers and aborted records),
+        without waiting on the network; None while it is being (re)set."""
+        try:
+            position: int | None = self._consumer.position(self._tp(partition), timeout_ms=0)
+        except KafkaError:
+            return None
+        return position
+
+    def _highwater(self, partition: int) -> int | None:
+        try:
+            highwater: int | None = self._consumer.highwater(self._tp(partition))
+        except KafkaError:
+            return None
+        return highwater
+
+    def _update_lag(self) -> None:
+        """Records not yet delivered: behind each owned partition's high watermark plus
+        those buffered here (unknown until every partition has been fetched once)."""
+        if not self._buffers:
+            self._lag = None
+            return
+        total = 0
+        for p, buffer in self._buffers.items():
+            highwater, position = self._highwater(p), self._position(p)
+            if highwater is None or position is None:
+                self._lag = None
+                return
+            total += max(highwater - position, 0) + len(buffer)
+        self._lag = total

@@ -136,6 +136,9 @@ cmd_start() {
   [[ -f "$LOG" ]] && mv "$LOG" "$LOG.1"   # fresh log per run; 'wait' looks for this run's start line
   nohup "$JAVA" "${java_opts[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" >> "$LOG" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
+  # the background child is a shell until it execs java: give it a moment before
+  # 'wait' takes a missing JVM for a dead broker
+  for _ in $(seq 1 50); do pid >/dev/null && break; sleep 0.1; done
   cmd_wait
 }
 

@@ -192,6 +192,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--volunteers", type=int, default=2000)
+    parser.add_argument(
+        "--no-projections",
+        action="store_true",
+        help="run the API without its in-process projection runners (as with `civic serve "
+        "--workers N`, where they run in the parent process)",
+    )
     args = parser.parse_args()
     ensure_wrk()
     data = Path(tempfile.mkdtemp(prefix="civic-bench-"))
@@ -217,6 +223,8 @@ def main() -> None:
     from bench.fixtures import prepare_network  # noqa: PLC0415
 
     env, token, volunteers = prepare_network(data / "civic", args.volunteers)
+    if args.no_projections:
+        env["CIVIC_RUN_PROJECTIONS"] = "false"
     port = free_port()
     proc = serve(["--factory", "services.api.app:create_app"], env, port)
     results["civic_post"] = run_wrk(

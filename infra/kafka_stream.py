@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
@@ -125,17 +124,18 @@ def ensure_topic(
 
 def tail_consumer(bootstrap_servers: str, client_id: str, **options: Any) -> Any:
     """A group-less consumer of committed records, for reading partition tails."""
-    return KafkaConsumer(
-        bootstrap_servers=bootstrap_list(bootstrap_servers),
-        client_id=client_id,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        allow_auto_create_topics=False,
-        fetch_max_wait_ms=50,
-        reconnect_backoff_max_ms=1_000,
-        **options,
-    )
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_list(bootstrap_servers),
+        "client_id": client_id,
+        "group_id": None,
+        "enable_auto_commit": False,
+        "isolation_level": "read_committed",
+        "allow_auto_create_topics": False,
+        "fetch_max_wait_ms": 50,
+        "reconnect_backoff_max_ms": 1_000,
+    }
+    config.update(options)
+    return KafkaConsumer(**config)
 
 
 def read_last_published(consumer: Any, topic: str, *, timeout: float = 30.0) -> int:
@@ -302,10 +302,10 @@ class KafkaStream:
 # -- a subscription --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    record: StreamRecord
-    prev: int | None
+# A buffered record: (global position, position of the event before it, record).
+_Pending = tuple[int, int, StreamRecord]
+_NO_LINK = 1 << 62  # no ``prev`` header: never linked
+_UNKNOWN = -1  # watermark before the chain is picked up
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
@@ -315,12 +315,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-pyth
 
     def __init__(self, subscription: KafkaSubscription) -> None:
         self.subscription = subscription
+        self.consumer: Any = None  # the consumer this listener serves
+
+    def _current(self) -> bool:
+        return self.consumer is not None and self.consumer is self.subscription._consumer
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.subscription._revoked({tp.partition for tp in revoked})
+        if self._current():  # a replaced consumer's farewell is not ours to act on
+            self.subscription._revoked({tp.partition for tp in revoked})
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.subscription._assigned(list(assigned))
+        if self._current():
+            self.subscription._assigned(list(assigned))
 
 
 class KafkaSubscription:
@@ -363,18 +369,22 @@ class KafkaSubscription:
         self._synced = 0
         self._buffers: dict[int, deque[_Pending]] = {}
         self._paused: set[int] = set()
-        self._watermark: int | None = None  # every position <= this was delivered/applied
+        self._watermark = _UNKNOWN  # every position <= this was delivered or applied
         self._stable: dict[int, int] = {}  # last stable offsets, valid until the next fetch
         self._lag: int | None = None
         self._closed = False
-        self._consumer: Any = self._join()
+        self._consumer: Any = None
+        self._consumer = self._join()
 
     def _join(self) -> Any:
+        listener = _Rebalance(self)
         consumer = KafkaConsumer(**self._options)
-        # Know the topic's partitions before the first JoinGroup: a first join
-        # without them is assigned nothing and must rebalance again at once.
-        consumer.partitions_for_topic(self.stream.topic)
-        consumer.subscribe([self.stream.topic], listener=_Rebalance(self))
+        listener.consumer = consumer
+        consumer.subscribe([self.stream.topic], listener=listener)
+        # Fetch metadata now that the topic is subscribed, before the first
+        # JoinGroup: joined without it, the member is assigned nothing (or its
+        # assignment snapshot is empty) and must rebalance again at once.
+        consumer.topics()
         return consumer
 
     def _rejoin_if_stuck(self) -> None:
@@ -386,16 +396,20 @@ class KafkaSubscription:
         if since is None or time.monotonic() - since < self.stream.rejoin_after:
             return
         log.warning("kafka.rebalance_stuck", group=self.group, waited=self.stream.rejoin_after)
+        self._unassigned_since = time.monotonic()
+        try:
+            fresh = self._join()
+        except (KafkaError, OSError) as exc:  # the broker is away: try again later
+            log.warning("kafka.rejoin_failed", group=self.group, error=repr(exc))
+            return
         self.restarts += 1
-        old, self._consumer = self._consumer, None
+        old, self._consumer = self._consumer, fresh
+        self._owned = ()
+        self._generation += 1
         try:
             old.close(autocommit=False, timeout_ms=2_000)
         except KafkaError as exc:  # it is being replaced either way
             log.debug("kafka.close_failed", group=self.group, error=repr(exc))
-        self._owned = ()
-        self._generation += 1
-        self._unassigned_since = time.monotonic()
-        self._consumer = self._join()
 
     def _tp(self, partition: int) -> Any:
         return TopicPartition(self.stream.topic, partition)
@@ -461,7 +475,10 @@ class KafkaSubscription:
             self._tp(p): OffsetAndMetadata(o + 1, "", -1) for p, o in offsets.items() if p in owned
         }
         if commit:
-            self._consumer.commit_async(commit)
+            try:
+                self._consumer.commit_async(commit)
+            except KafkaError as exc:  # advisory only: the view holds the real positions
+                log.debug("kafka.commit_skipped", group=self.group, error=repr(exc))
 
     def lag(self) -> int | None:
         return self._lag
@@ -491,62 +508,61 @@ class KafkaSubscription:
         self._paused = set()
         # A projection that applied nothing starts at the store's first event;
         # otherwise the chain is picked up once every partition has spoken.
-        self._watermark = 0 if all(o < 0 for o in applied.values()) else None
+        self._watermark = 0 if all(o < 0 for o in applied.values()) else _UNKNOWN
         self._stable = {}
         self._synced = generation
         self._update_lag()
 
     def _buffer(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
-        decode = EventEnvelope.model_validate_json
+        validate = EventEnvelope.__pydantic_validator__.validate_json
         for tp, records in fetched.items():
-            buffer = self._buffers.get(tp.partition)
+            partition = tp.partition
+            buffer = self._buffers.get(partition)
             if buffer is None:
                 continue
+            append = buffer.append
             for r in records:
                 try:
-                    envelope = decode(r.value)
+                    envelope = validate(r.value)
                 except (ValidationError, ValueError, TypeError) as exc:
                     self.undecodable += 1
                     log.error(
                         "kafka.record_undecodable",
                         topic=tp.topic,
-                        partition=tp.partition,
+                        partition=partition,
                         offset=r.offset,
                         error=repr(exc),
                     )
                     continue
-                prev = header(r.headers, HEADER_PREV)
-                buffer.append(
-                    _Pending(
-                        StreamRecord(tp.partition, r.offset, envelope),
-                        int(prev) if prev is not None else None,
-                    )
-                )
-            if len(buffer) > self.stream.max_buffered and tp.partition not in self._paused:
+                prev = _NO_LINK
+                for name, value in r.headers:
+                    if name == HEADER_PREV:
+                        prev = int(value)
+                        break
+                append((envelope.position, prev, StreamRecord(partition, r.offset, envelope)))
+            if len(buffer) > self.stream.max_buffered and partition not in self._paused:
                 self._consumer.pause(tp)
-                self._paused.add(tp.partition)
+                self._paused.add(partition)
         self._update_lag()
 
     def _merge(self, max_records: int) -> list[StreamRecord]:
+        """Deliver buffered records in store order (see the module doc)."""
         buffers = self._buffers
-        heads = [(buf[0].record.event.position, p) for p, buf in buffers.items() if buf]
+        heads = [(buf[0][0], p) for p, buf in buffers.items() if buf]
         heapq.heapify(heads)
         out: list[StreamRecord] = []
         watermark = self._watermark
         while heads and len(out) < max_records:
             position, p = heads[0]
             buffer = buffers[p]
-            pending = buffer[0]
-            linked = (
-                watermark is not None and pending.prev is not None and pending.prev <= watermark
-            )
-            if not linked and not self._others_ready(p):
+            _, prev, record = buffer[0]
+            if prev > watermark and not self._others_ready(p):
                 break
             buffer.popleft()
-            out.append(pending.record)
-            watermark = position if watermark is None else max(watermark, position)
+            out.append(record)
+            watermark = max(watermark, position)
             if buffer:
-                heapq.heapreplace(heads, (buffer[0].record.event.position, p))
+                heapq.heapreplace(heads, (buffer[0][0], p))
             else:
                 heapq.heappop(heads)
         self._watermark = watermark

@@ -194,7 +194,11 @@ class ProjectionRunner:
             int(row[0]): int(row[1])
             for row in conn.execute('SELECT partition, "offset" FROM stream_position')
         }
-        fresh = [r for r in records if r.offset > applied.get(r.partition, -1)]
+        fresh = []
+        for r in records:  # also drops a record repeated within the batch
+            if r.offset > applied.get(r.partition, -1):
+                fresh.append(r)
+                applied[r.partition] = r.offset
         self.stats.duplicates_skipped += len(records) - len(fresh)
         return fresh
 

@@ -88,14 +88,25 @@ def _until_signalled() -> None:
         pass
 
 
-def relay(kafka: KafkaOption = None, data_dir: DataDir = None) -> None:
+def relay(
+    kafka: KafkaOption = None,
+    data_dir: DataDir = None,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--poll-interval",
+            min=0.001,
+            help="Seconds between looks at the store for commits made by other processes.",
+        ),
+    ] = 0.02,
+) -> None:
     """Publish the event store to Kafka until stopped (the transactional relay)."""
     from infra.relay import Relay  # noqa: PLC0415 - the Kafka adapter loads on demand
     from services.bootstrap import build_application  # noqa: PLC0415 - avoid import cycles
 
     settings = _settings(data_dir, kafka)
     app = build_application(settings)
-    relay = Relay.from_settings(settings, app)
+    relay = Relay.from_settings(settings, app, poll_interval=poll_interval)
     relay.start()
     try:
         _until_signalled()
@@ -108,6 +119,9 @@ def project(
     name: Annotated[str, typer.Argument(help="The read model to run, e.g. leaderboard.")],
     kafka: KafkaOption = None,
     data_dir: DataDir = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Events applied per transaction at most.")
+    ] = 2000,
     group_prefix: GroupPrefix = "civic.",
 ) -> None:
     """Feed one read model from Kafka until stopped (a consumer of group civic.NAME)."""
@@ -124,7 +138,9 @@ def project(
     settings = _settings(data_dir, kafka)
     stream = KafkaStream.from_settings(settings, group_prefix=group_prefix)
     store = ViewStore(settings.views_dir / f"{name}.sqlite")
-    runner = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
+    runner = ProjectionRunner(
+        factory(timezone=settings.timezone), store, stream, batch_size=batch_size
+    )
     runner.start()
     try:
         _until_signalled()

@@ -23,13 +23,17 @@ from typing import Any
 
 import pytest
 
+from infra.embedded_stream import EmbeddedStream
+from infra.relay import Relay
 from infra.settings import Settings
 from projections.base import Projection
+from projections.catalog import PROJECTIONS
 from projections.envelope import EventEnvelope
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import EventStream
 from services.application import CivicApplication
+from services.bootstrap import build_application
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "infra" / "kafka" / "kafka.sh"
@@ -279,3 +283,62 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or check}")
         time.sleep(interval)
+
+
+# -- a published history, and its read models rebuilt from the embedded stream ----
+
+
+@dataclass
+class History:
+    settings: Settings
+    app: CivicApplication
+    head: int
+    reference: dict[str, dict[str, list[tuple[Any, ...]]]]  # embedded rebuild, per view
+
+
+def catch_up_to(runner: ProjectionRunner, head: int, timeout: float = 30) -> None:
+    """Run the runner in this thread until it applied ``head`` (bounded)."""
+    deadline = time.monotonic() + timeout
+    while runner.position < head:
+        runner.run_once(0.2)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{runner.name} reached {runner.position} of {head} in {timeout}s")
+
+
+def rebuild(stream: EventStream, views: Path, head: int) -> dict[str, Path]:
+    """Every catalogue projection and the ledger, built from ``stream`` up to
+    ``head`` in ``views``; their database files."""
+    paths: dict[str, Path] = {}
+    projections: dict[str, Projection] = {name: f() for name, f in PROJECTIONS.items()}
+    projections["ledger"] = Ledger()
+    for name, projection in projections.items():
+        paths[name] = views / f"{name}.sqlite"
+        runner = ProjectionRunner(projection, ViewStore(paths[name]), stream)
+        try:
+            catch_up_to(runner, head)
+            assert runner.healthy, runner.dead_letters()[:3]
+        finally:
+            runner.stop()
+            runner.store.close()
+    return paths
+
+
+@pytest.fixture(scope="module")
+def history(
+    kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[History]:
+    """A demo history in a store, published to the test topic, with the read models
+    rebuilt from the embedded stream as the reference."""
+    base = tmp_path_factory.mktemp("history")
+    settings = kafka_settings(base / "data", kafka_broker.bootstrap)
+    app = build_application(settings)
+    head = load_demo(app)
+    relay = Relay.from_settings(settings, app)
+    assert relay.catch_up(60)
+    relay.stop()
+    paths = rebuild(EmbeddedStream(app.recorder), base / "reference", head)
+    reference = {name: dump_tables(path) for name, path in paths.items()}
+    try:
+        yield History(settings, app, head, reference)
+    finally:
+        app.close()

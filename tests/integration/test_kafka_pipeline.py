@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +15,11 @@ from infra.embedded_stream import EmbeddedStream
 from infra.envelopes import envelope_from_notification
 from infra.kafka_stream import HEADER_POSITION, KafkaStream, header, tail_consumer
 from infra.metrics import render_prometheus
-from infra.relay import Relay, encode_envelope
+from infra.relay import encode_envelope
 from infra.settings import Settings
 from projections import leaderboard
-from projections.catalog import PROJECTIONS
 from projections.envelope import EventEnvelope
 from projections.runner import ProjectionRunner
-from projections.store import ViewStore
 from projections.stream import EventStream
 from services import commands as c
 from services.application import CivicApplication
@@ -31,12 +27,13 @@ from services.bootstrap import Platform, build_application
 from services.principals import SYSTEM
 from tests.integration.conftest import (
     ROOT,
-    KafkaBroker,
+    History,
     dump_tables,
     kafka_settings,
     ledger_runner,
     load_demo,
     read_ledger,
+    rebuild,
     wait_until,
 )
 
@@ -69,60 +66,6 @@ def test_envelope_schema_document_is_generated_from_the_model() -> None:
 
 
 # -- one store, two streams ------------------------------------------------------------
-
-
-@dataclass
-class History:
-    settings: Settings
-    app: CivicApplication
-    head: int
-    reference: dict[str, dict[str, list[tuple[Any, ...]]]]  # embedded rebuild, per view
-
-
-def rebuild(stream: EventStream, views: Path, head: int, group: str = "") -> dict[str, Path]:
-    """Catch every catalogue projection and the ledger up to ``head``; their files."""
-    paths: dict[str, Path] = {}
-    runners = {name: factory() for name, factory in PROJECTIONS.items()}
-    for name, projection in runners.items():
-        paths[name] = views / f"{name}.sqlite"
-        runner = ProjectionRunner(projection, ViewStore(paths[name]), stream)
-        try:
-            runner.catch_up()
-            wait_until(lambda r=runner: r.position >= head, 30, what=f"{name} to reach {head}")  # type: ignore[misc]
-            assert runner.healthy, runner.dead_letters()[:3]
-        finally:
-            runner.stop()
-            runner.store.close()
-    paths["ledger"] = views / "ledger.sqlite"
-    runner = ledger_runner(paths["ledger"], stream)
-    try:
-        runner.catch_up()
-        wait_until(lambda: runner.position >= head, 30, what="ledger")
-    finally:
-        runner.stop()
-        runner.store.close()
-    return paths
-
-
-@pytest.fixture(scope="module")
-def history(
-    kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[History]:
-    """A demo history in a store, published to the test topic, with the read models
-    rebuilt from the embedded stream as the reference."""
-    base = tmp_path_factory.mktemp("history")
-    settings = kafka_settings(base / "data", kafka_broker.bootstrap)
-    app = build_application(settings)
-    head = load_demo(app)
-    relay = Relay.from_settings(settings, app)
-    assert relay.catch_up(60)
-    relay.stop()
-    paths = rebuild(EmbeddedStream(app.recorder), base / "reference", head)
-    reference = {name: dump_tables(path) for name, path in paths.items()}
-    try:
-        yield History(settings, app, head, reference)
-    finally:
-        app.close()
 
 
 @pytest.mark.kafka

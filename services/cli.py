@@ -48,6 +48,7 @@ from infra.logging import configure_logging
 from infra.settings import Settings
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
+from services import cli_stream as stream_commands
 from services.bootstrap import Platform, build_application, build_runners, build_stream
 from services.principals import Role
 
@@ -66,6 +67,7 @@ projections_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(projections_app, name="projections")
+stream_commands.register(app)  # civic relay, civic project NAME (Kafka processes)
 
 DataDir = Annotated[
     Path | None,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import structlog
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from services.api.deps import PlatformDep
+from infra.metrics import render_prometheus
+from services.api.deps import PlatformDep, PrincipalDep
 from services.api.routes.reports import runner_alive
 
 router = APIRouter(tags=["operations"])
@@ -55,3 +56,16 @@ def readyz(platform: PlatformDep) -> JSONResponse:
         status="ready" if ready else "not-ready", event_store=store_ok, projections=states
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: read-model positions, lag, failures; relay lag",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain; version=0.0.4": {}}}},
+)
+def metrics(platform: PlatformDep, principal: PrincipalDep) -> PlainTextResponse:
+    """Scrape with a bearer key (Prometheus ``authorization`` config); any role may read."""
+    return PlainTextResponse(
+        render_prometheus(platform), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

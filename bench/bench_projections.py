@@ -342,7 +342,8 @@ class _NoStream:
     """Runners fed by hand (``apply_records``) never poll a stream."""
 
     def subscribe(self, group: str, lookup: PositionLookup) -> Subscription:
-        raise NotImplementedError
+        msg = "these runners are fed with apply_records(); nothing subscribes"
+        raise RuntimeError(msg)
 
     def head(self) -> int:
         return 0

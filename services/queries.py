@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.activities import Activity, ActivityStatus, SignupStatus
@@ -35,11 +34,7 @@ class ReadModel(BaseModel):
 
 def load(app: CivicApplication, cls: type[A], aggregate_id: UUID) -> A:
     """The current state of an aggregate of type ``cls``, or NotFoundError."""
-    aggregate: Any
-    try:
-        aggregate = app.store_reader.get(aggregate_id)
-    except AggregateNotFoundError:
-        aggregate = None
+    aggregate = app.get(aggregate_id)
     if not isinstance(aggregate, cls):
         raise NotFoundError(f"{cls.__name__} {aggregate_id} not found")
     return aggregate

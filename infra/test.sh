@@ -10,7 +10,9 @@ export CIVIC_KAFKA_PORT=${CIVIC_KAFKA_PORT:-19092}
 export CIVIC_KAFKA_CONTROLLER_PORT=${CIVIC_KAFKA_CONTROLLER_PORT:-19093}
 export CIVIC_KAFKA_DATA=${CIVIC_KAFKA_DATA:-$PWD/var/test-kafka}
 export CIVIC_PG_PORT=${CIVIC_PG_PORT:-55432}
-export CIVIC_PG_DATA=${CIVIC_PG_DATA:-$PWD/var/test-postgres}
+# PostgreSQL runs as an unprivileged OS user, which may not be able to enter the
+# checkout (a clone under a 0700 temporary directory): keep its data under /tmp.
+export CIVIC_PG_DATA=${CIVIC_PG_DATA:-/tmp/civic-test-postgres-$CIVIC_PG_PORT}
 
 cleanup() {
   bash infra/kafka/kafka.sh stop >/dev/null 2>&1 || true
@@ -20,7 +22,7 @@ trap cleanup EXIT
 
 bash infra/kafka/kafka.sh install
 bash infra/postgres/postgres.sh install
-rm -rf "$CIVIC_KAFKA_DATA"
+rm -rf "$CIVIC_KAFKA_DATA" "$CIVIC_PG_DATA"
 bash infra/kafka/kafka.sh start
 bash infra/postgres/postgres.sh start
 export CIVIC_KAFKA_BOOTSTRAP="127.0.0.1:$CIVIC_KAFKA_PORT"

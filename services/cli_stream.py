@@ -123,6 +123,16 @@ def project(
         int, typer.Option("--batch-size", min=1, help="Events applied per transaction at most.")
     ] = 2000,
     group_prefix: GroupPrefix = "civic.",
+    session_timeout_ms: Annotated[
+        int,
+        typer.Option(
+            "--session-timeout-ms",
+            hidden=True,
+            min=1,
+            help="Consumer group session timeout (tests: how soon a killed member's "
+            "partitions move to its replacement).",
+        ),
+    ] = 10_000,
 ) -> None:
     """Feed one read model from Kafka until stopped (a consumer of group civic.NAME)."""
     from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - the Kafka adapter loads on demand
@@ -136,7 +146,9 @@ def project(
         typer.secho(f"error: no read model {name!r} (known: {known})", fg="red", err=True)
         raise typer.Exit(2)
     settings = _settings(data_dir, kafka)
-    stream = KafkaStream.from_settings(settings, group_prefix=group_prefix)
+    stream = KafkaStream.from_settings(
+        settings, group_prefix=group_prefix, session_timeout_ms=session_timeout_ms
+    )
     store = ViewStore(settings.views_dir / f"{name}.sqlite")
     runner = ProjectionRunner(
         factory(timezone=settings.timezone), store, stream, batch_size=batch_size

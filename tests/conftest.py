@@ -27,6 +27,24 @@ _serial = itertools.count(1)
 MintKey = Callable[..., str]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (the long crash campaign)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def resident_id(serial: int | None = None) -> str:
     """A valid, unique 18-character resident identity number (GB 11643)."""
     n = next(_serial) if serial is None else serial

@@ -188,17 +188,20 @@ class ProjectionRunner:
     def _fresh(
         self, conn: sqlite3.Connection, records: Sequence[StreamRecord]
     ) -> list[StreamRecord]:
-        """Records above the offset applied in their partition, read inside the
-        caller's write transaction (so a concurrent writer cannot slip in between)."""
+        """Records above the offset *and* the position applied in their partition,
+        read inside the caller's write transaction (so a concurrent writer cannot
+        slip in between). The position check drops an event published again at a
+        new offset (a relay that lost its place): positions grow along a partition."""
         applied = {
-            int(row[0]): int(row[1])
-            for row in conn.execute('SELECT partition, "offset" FROM stream_position')
+            int(row[0]): (int(row[1]), int(row[2]))
+            for row in conn.execute('SELECT partition, "offset", position FROM stream_position')
         }
         fresh = []
         for r in records:  # also drops a record repeated within the batch
-            if r.offset > applied.get(r.partition, -1):
+            offset, position = applied.get(r.partition, (-1, 0))
+            if r.offset > offset and r.event.position > position:
                 fresh.append(r)
-                applied[r.partition] = r.offset
+                applied[r.partition] = (r.offset, r.event.position)
         self.stats.duplicates_skipped += len(records) - len(fresh)
         return fresh
 

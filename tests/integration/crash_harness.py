@@ -325,7 +325,7 @@ class Campaign:
             nonlocal ran
             ran += 1
             with self._gate:
-                while ran >= self._allowance(batches):
+                while self._released < self.config.kills and ran >= self._allowance(batches):
                     self._gate.wait(0.5)
 
         try:
@@ -358,6 +358,17 @@ class Campaign:
         self.report.kills[victim.name] += 1
         victim.start()
 
+    def schedule(self) -> list[Supervised]:
+        """Who dies next: rounds in which every process dies once, in a seeded order,
+        never the same process twice in a row (it would still be restarting)."""
+        order: list[Supervised] = []
+        while len(order) < self.config.kills:
+            round_ = self.rng.sample(self.processes, len(self.processes))
+            if order and round_[0] is order[-1]:
+                round_[0], round_[-1] = round_[-1], round_[0]
+            order.extend(round_)
+        return order[: self.config.kills]
+
     def run(self) -> CampaignReport:
         started = time.monotonic()
         for process in self.processes:
@@ -365,8 +376,8 @@ class Campaign:
         loader = threading.Thread(target=self._load, name="crash-workload", daemon=True)
         loader.start()
         try:
-            for share in range(1, self.config.kills + 1):
-                self._kill_one(self.rng.choice(self.processes), share)
+            for share, victim in enumerate(self.schedule(), 1):
+                self._kill_one(victim, share)
                 if self._loader_error is not None:
                     raise self._loader_error
             loader.join()

@@ -461,3 +461,84 @@ def _replay(
     if expected is not None:
         assert len(records) == expected
     return records
+
+
+class ResetRelay(Relay):
+    """A relay that lost its place: it connects like any relay, then publishes from
+    ``start`` again (what a relay with another transactional id, or a restored
+    backup of an old offset store, would do)."""
+
+    def __init__(self, *args: Any, start: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_at = start
+
+    def connect(self) -> Any:
+        fresh = self._producer is None
+        producer = super().connect()
+        if fresh:
+            self.stats.published = self.start_at
+        return producer
+
+
+def test_two_relays_and_a_relay_sending_everything_again_leave_read_models_unchanged(
+    kafka_config: Settings, store: CivicApplication, tmp_path: Path, group_prefix: str
+) -> None:
+    load_demo(store, volunteers=40, months=1)
+    stream = kafka_stream(kafka_config, group_prefix)
+    views = tmp_path / "views"
+    runners = [
+        ProjectionRunner(factory(), ViewStore(views / f"{name}.sqlite"), stream, batch_size=200)
+        for name, factory in PROJECTIONS.items()
+    ]
+    runners.append(ledger_runner(views / "ledger.sqlite", stream, batch_size=200))
+    # two relays of one store at once: each fences the other and re-reads the tail
+    relays = [Relay.from_settings(kafka_config, store) for _ in range(2)]
+    try:
+        for relay in relays:
+            relay.start()
+        for runner in runners:
+            runner.start()
+        with Traffic(store, per_second=100):
+            time.sleep(3.0)
+        head = store.head()
+        for runner in runners:
+            assert runner.wait_for(head, 60), (runner.name, runner.position, head)
+        for relay in relays:
+            relay.stop()
+        counts, _ = read_topic(kafka_config)
+        assert sorted(counts) == list(range(1, head + 1))
+        assert set(counts.values()) == {1}  # two relays, no record twice
+        before = {r.name: dump_tables(Path(r.store.path)) for r in runners}
+
+        # a relay that lost its place publishes the whole history again, at new
+        # offsets, into the running projections
+        again = ResetRelay(
+            store.recorder,
+            kafka_config.kafka or "",
+            kafka_config.kafka_topic,
+            transactional_id="civic.test.reset-relay",
+            batch_size=500,
+            start=0,
+        )
+        skipped = {r.name: r.stats.duplicates_skipped for r in runners}
+        assert again.catch_up(60)
+        again.stop()
+        counts, _ = read_topic(kafka_config)
+        assert set(counts.values()) == {2}
+        for runner in runners:
+            wait_until(
+                lambda r=runner: r.stats.duplicates_skipped - skipped[r.name] >= head,
+                60,
+                what=f"{runner.name} to receive the repeats",
+            )
+    finally:
+        for relay in relays:
+            relay.stop()
+        for runner in runners:
+            runner.stop()
+    after = {r.name: dump_tables(Path(r.store.path)) for r in runners}
+    assert after == before
+    read_ledger(views / "ledger.sqlite").assert_exactly(head)
+    reference = embedded_reference(store, tmp_path / "reference")
+    for name in PROJECTIONS:
+        assert after[name] == reference[name], name

@@ -188,3 +188,43 @@ def test_a_batch_rolled_back_after_its_rows_were_written_is_applied_again(
     clean = scenario.runner(create(name))
     clean.apply_records(records)
     assert dump(runner.store) == dump(clean.store)
+
+
+def _sent_again(records: list[StreamRecord], after_offset: int) -> list[StreamRecord]:
+    """The records published a second time further along their partition (what a
+    relay whose position was reset, or a second relay of another id, would send)."""
+    return [
+        StreamRecord(r.partition, after_offset + i, r.event) for i, r in enumerate(records, 1)
+    ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_events_sent_again_at_new_offsets_change_nothing(scenario: Scenario, name: str) -> None:
+    records = scenario.records()
+    half = len(records) // 2
+    runner = scenario.runner(create(name))
+    assert runner.apply_records(records) == len(records)
+    once = dump(runner.store)
+    last = records[-1].offset
+    # the second half again, alone, then the whole history again mixed with new offsets
+    assert runner.apply_records(_sent_again(records[half:], last)) == 0
+    assert runner.apply_records(_sent_again(records, last + len(records))) == 0
+    assert dump(runner.store) == once
+    assert runner.position == len(records)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_batch_holding_originals_and_their_repeats_applies_each_event_once(
+    scenario: Scenario, name: str
+) -> None:
+    records = scenario.records()
+    half = len(records) // 2
+    runner = scenario.runner(create(name))
+    last = records[-1].offset
+    # the first half, then a repeat of its end, then the rest: one poll's worth
+    batch = [*records[:half], *_sent_again(records[half - 3 : half], last), *records[half:]]
+    runner.apply_records(batch[: half + 3])
+    runner.apply_records(batch[half + 3 :])
+    clean = scenario.runner(create(name))
+    clean.apply_records(records)
+    assert dump(runner.store) == dump(clean.store)

@@ -1,0 +1,321 @@
+"""The API process killed (SIGKILL) while clients post batches and single
+commands: every request committed all its events or none, a retry with the same
+Idempotency-Key completes it exactly once, nothing answered 2xx is lost, and the
+read models the killed process was feeding (embedded stream) equal a
+recomputation from the event store."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.settings import Settings
+from projections.catalog import PROJECTIONS
+from services.bootstrap import build_application
+from tests.integration.conftest import DOCUMENT_SECRET, dump_tables, free_port, wait_until
+from tests.integration.crash_harness import (
+    ROOT,
+    civic_command,
+    process_env,
+    recompute,
+    row_differences,
+    view_position,
+)
+
+pytestmark = pytest.mark.e2e
+
+SEED = 5
+KILLS = 6
+CLIENTS = 4
+REASON = "crash-test"
+
+
+class Server:
+    """``civic serve`` on a free port, embedded stream, read models in process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = settings.data_dir / "serve.log"
+        self.kills = 0
+
+    def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+                civic_command("serve", "--port", str(self.port)),
+                cwd=ROOT,
+                env=process_env(self.settings),
+                stdout=log,
+                stderr=log,
+            )
+        wait_until(self.up, 60, 0.05, "civic serve to answer")
+
+    def up(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"civic serve exited with {self.process.returncode}: see {self.log}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+        self.kills += 1
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return -9
+
+
+@dataclass
+class Request:
+    key: str
+    path: str
+    body: dict[str, Any]
+    items: int  # commands it carries (one event each)
+    status: int | None = None  # None: no answer (the server died under it)
+
+
+@dataclass
+class Clients:
+    """Threads posting awards, one at a time or in batches, each request with an
+    Idempotency-Key and each item with a reason naming it."""
+
+    server: Server
+    token: str
+    volunteers: list[str]
+    seed: int
+    requests: list[Request] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def request(self, rng: random.Random, client: int, n: int) -> Request:
+        volunteer = rng.choice(self.volunteers)
+        key = f"c{client}-r{n}"
+        if rng.random() < 0.5:
+            body = {"points": 1, "reason": f"{REASON} {key}#0"}
+            return Request(key, f"/v1/passbooks/{volunteer}/awards", body, 1)
+        size = rng.randint(2, 12)
+        items = [
+            {
+                "command": {
+                    "type": "award_points",
+                    "volunteer_id": rng.choice(self.volunteers),
+                    "points": 1,
+                    "reason": f"{REASON} {key}#{j}",
+                }
+            }
+            for j in range(size)
+        ]
+        return Request(key, "/v1/batch", {"items": items}, size)
+
+    def send(self, http: httpx.Client, request: Request) -> int | None:
+        try:
+            response = http.post(
+                f"{self.server.url}{request.path}",
+                json=request.body,
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Idempotency-Key": request.key,
+                },
+            )
+        except httpx.HTTPError:
+            return None
+        if response.status_code >= 300:
+            self.errors.append(f"{request.key}: {response.status_code} {response.text[:200]}")
+        if request.path == "/v1/batch" and response.status_code == 200:
+            failed = response.json()["failed"]
+            if failed:
+                self.errors.append(f"{request.key}: {failed} items failed")
+        return response.status_code
+
+    def run(self, client: int) -> None:
+        rng = random.Random(self.seed * 100 + client)
+        n = 0
+        with httpx.Client(timeout=10) as http:
+            while not self._stop.is_set():
+                request = self.request(rng, client, n)
+                request.status = self.send(http, request)
+                with self._lock:
+                    self.requests.append(request)
+                n += 1
+                if request.status is None:
+                    self._stop.wait(0.05)  # the server is restarting
+
+    def __enter__(self) -> Clients:
+        self._threads = [
+            threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(CLIENTS)
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+
+def committed_items(events_db: Path) -> Counter[str]:
+    """Events per item reason (``<request key>#<item>``) in the event store."""
+    settings = Settings(data_dir=events_db.parent, document_secret=DOCUMENT_SECRET)
+    app = build_application(settings)
+    try:
+        counts: Counter[str] = Counter()
+        head = app.head()
+        for n in app.recorder.select_notifications(start=1, limit=head + 1):
+            event = app.mapper.to_domain_event(n)
+            reason = getattr(event, "reason", None)
+            if isinstance(reason, str) and reason.startswith(REASON):
+                counts[reason.removeprefix(f"{REASON} ")] += 1
+        return counts
+    finally:
+        app.close()
+
+
+def idempotency_keys(events_db: Path) -> set[str]:
+    with sqlite3.connect(events_db) as conn:
+        return {str(r[0]) for r in conn.execute("SELECT key FROM idempotency_keys")}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        document_secret=DOCUMENT_SECRET,
+        log_format="json",
+        log_level="WARNING",
+    )
+    server = Server(settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def open_network(server: Server, token: str, volunteers: int) -> list[str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+
+        def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            response = http.post(path, json=body)
+            assert response.status_code == 201, response.text
+            result: dict[str, Any] = response.json()
+            return result
+
+        center = post("/v1/units", {"code": "c", "name": "中心", "tier": "center"})["unit_id"]
+        institute = post(
+            "/v1/units", {"code": "c-i", "name": "所", "tier": "institute", "parent_id": center}
+        )["unit_id"]
+        station = post(
+            "/v1/units", {"code": "c-i-s", "name": "站", "tier": "station", "parent_id": institute}
+        )["unit_id"]
+        from tests.conftest import resident_id  # noqa: PLC0415 - the test helper
+
+        return [
+            post(
+                "/v1/volunteers",
+                {
+                    "home_station_id": station,
+                    "name": "王秀英",
+                    "phone": "13800000001",
+                    "id_number": resident_id(90_000 + i),
+                },
+            )["volunteer_id"]
+            for i in range(volunteers)
+        ]
+
+
+def test_api_killed_mid_request_commits_each_request_whole_or_not_at_all(
+    server: Server,
+) -> None:
+    data = server.settings.data_dir
+    token = (data / "admin-key").read_text().strip()
+    volunteers = open_network(server, token, 10)
+    rng = random.Random(SEED)
+
+    with Clients(server, token, volunteers, SEED) as clients:
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(0.3, 1.2))
+            server.kill()
+            server.start()
+        time.sleep(0.5)
+    assert not clients.errors, clients.errors[:5]
+    unanswered = [r for r in clients.requests if r.status is None]
+    answered = [r for r in clients.requests if r.status is not None]
+    assert server.kills == KILLS
+    assert unanswered, "no request was in flight at a kill"
+
+    # before any retry: each request all or nothing; every answered one all
+    items = committed_items(data / "events.sqlite")
+    keys = idempotency_keys(data / "events.sqlite")
+    partial = []
+    for r in clients.requests:
+        done = sum(items.get(f"{r.key}#{j}", 0) for j in range(r.items))
+        if done not in (0, r.items) or (r.status is not None and done != r.items):
+            partial.append((r.key, r.status, done, r.items))
+        recorded = r.key in keys or f"{r.key}/0" in keys
+        assert recorded == (done > 0), r
+    assert not partial, partial[:5]
+    assert all(n == 1 for n in items.values()), [k for k, n in items.items() if n > 1][:5]
+
+    # the unanswered retried with their keys: each completes exactly once
+    with httpx.Client(timeout=10) as http:
+        for r in unanswered:
+            r.status = clients.send(http, r)
+            assert r.status in (200, 201), r
+    assert not clients.errors, clients.errors[:5]
+    items = committed_items(data / "events.sqlite")
+    expected = {f"{r.key}#{j}" for r in clients.requests for j in range(r.items)}
+    assert set(items) == expected
+    assert set(items.values()) == {1}
+
+    # the read models fed inside the killed process equal a recomputation
+    app = build_application(server.settings)
+    try:
+        head = app.head()
+        views = [data / "views" / f"{name}.sqlite" for name in PROJECTIONS]
+        wait_until(lambda: all(view_position(v) >= head for v in views), 60, what="read models")
+        assert server.stop() == 0
+        reference = recompute(app, data.parent / "recomputed", server.settings.timezone)
+    finally:
+        app.close()
+    differences = {
+        name: row_differences(
+            dump_tables(data / "views" / f"{name}.sqlite"), dump_tables(reference[name])
+        )
+        for name in PROJECTIONS
+    }
+    print(  # noqa: T201 - the figures for the README
+        f"\napi crash: kills={server.kills} requests={len(clients.requests)} "
+        f"unanswered={len(unanswered)} answered={len(answered)} items={len(expected)} "
+        f"partial=0 differences={differences}"
+    )
+    assert set(differences.values()) == {0}, differences

@@ -60,6 +60,43 @@ class IdempotencyKeyTakenError(IntegrityError):
         self.key = key
 
 
+class EventStoreBusyError(PersistenceError):
+    """The store's write lock stayed taken past the lock timeout (another process
+    holds a long write transaction). Nothing was written; retrying later may work."""
+
+    code = "event-store-busy"
+
+
+class EventStoreFullError(PersistenceError):
+    """The disk (or the database's size limit) is full. Nothing was written;
+    commands fail until space is freed."""
+
+    code = "event-store-full"
+
+
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+def storage_error(exc: BaseException) -> PersistenceError:
+    """What a failed write transaction means for the caller: a full disk, a busy
+    store, or another persistence error. The SQLite error may sit anywhere in the
+    chain (the library wraps it; a rollback after it may raise in turn)."""
+    seen: BaseException | None = exc
+    for _ in range(16):  # a chain is short; never follow a cycle
+        if seen is None:
+            break
+        if isinstance(seen, sqlite3.Error):
+            code = getattr(seen, "sqlite_errorcode", None)
+            if code is not None:
+                primary = code & 0xFF  # extended result codes keep the primary in the low byte
+                if primary == sqlite3.SQLITE_FULL:
+                    return EventStoreFullError(str(seen))
+                if primary in _BUSY_CODES:
+                    return EventStoreBusyError(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return exc if isinstance(exc, PersistenceError) else PersistenceError(str(exc))
+
+
 @dataclass
 class _Job:
     events: Sequence[StoredEvent]
@@ -133,7 +170,7 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                 for job in jobs:
                     self._insert_job(c, job)
         except Exception as exc:  # the whole group failed to commit: nothing was written
-            error = exc if isinstance(exc, PersistenceError) else PersistenceError(str(exc))
+            error = storage_error(exc)
             for job in jobs:
                 if job.error is None:
                     job.error = error

@@ -13,6 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from domain.errors import ConflictError, DomainError, NotFoundError, RuleViolationError
+from infra.event_store import EventStoreFullError
 from services.application import IdempotencyMismatchError
 from services.principals import ForbiddenError
 
@@ -212,6 +214,31 @@ async def _pydantic_validation_error(request: Request, exc: Exception) -> JSONRe
     )
 
 
+STORE_RETRY_AFTER = "1"  # seconds: a write lock is usually released within one
+
+
+async def _persistence_error(request: Request, exc: Exception) -> JSONResponse:
+    """The event store could not record the command (nothing was written): 507 when
+    the disk is full, else 503 with ``Retry-After`` (busy, unavailable)."""
+    assert isinstance(exc, PersistenceError)  # noqa: S101 - registered for it
+    code = str(getattr(exc, "code", "event-store-unavailable"))
+    log.warning("event_store.write_refused", code=code, error=str(exc), path=_instance(request))
+    if isinstance(exc, EventStoreFullError):
+        return problem_response(
+            507,
+            code,
+            "the event store is out of space: nothing was recorded; retry once space is freed",
+            _instance(request),
+        )
+    return problem_response(
+        503,
+        code,
+        "the event store cannot record commands right now: nothing was recorded; retry",
+        _instance(request),
+        headers={"Retry-After": STORE_RETRY_AFTER},
+    )
+
+
 _HTTP_CODES = {
     400: ("malformed-body", "the request body could not be parsed as UTF-8 JSON"),
     404: ("not-found", "no such resource"),
@@ -242,6 +269,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(ValidationError, _pydantic_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(PersistenceError, _persistence_error)
 
 
 # -- OpenAPI -------------------------------------------------------------------------
@@ -254,7 +282,9 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     413: "Request body too large",
     422: "Invalid input or a broken business rule",
-    503: "The read model has not caught up yet (retry after the Retry-After delay)",
+    503: "The read model has not caught up yet, or the event store is busy "
+    "(retry after the Retry-After delay)",
+    507: "The event store is out of space (nothing was recorded)",
 }
 
 

@@ -6,7 +6,6 @@ recomputation from the event store."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3

@@ -133,6 +133,15 @@ def project(
             "partitions move to its replacement).",
         ),
     ] = 10_000,
+    group_instance_id: Annotated[
+        str | None,
+        typer.Option(
+            "--group-instance-id",
+            hidden=True,
+            help="Static group membership: a restarted process with the same id takes "
+            "its partitions back at once, without waiting for the session timeout.",
+        ),
+    ] = None,
 ) -> None:
     """Feed one read model from Kafka until stopped (a consumer of group civic.NAME)."""
     from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - the Kafka adapter loads on demand
@@ -147,7 +156,10 @@ def project(
         raise typer.Exit(2)
     settings = _settings(data_dir, kafka)
     stream = KafkaStream.from_settings(
-        settings, group_prefix=group_prefix, session_timeout_ms=session_timeout_ms
+        settings,
+        group_prefix=group_prefix,
+        session_timeout_ms=session_timeout_ms,
+        consumer_options={"group_instance_id": group_instance_id} if group_instance_id else None,
     )
     store = ViewStore(settings.views_dir / f"{name}.sqlite")
     runner = ProjectionRunner(

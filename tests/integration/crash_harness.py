@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from kafka import TopicPartition
 
 from infra.embedded_stream import EmbeddedStream
@@ -41,6 +43,15 @@ from services.application import CivicApplication
 from services.demo import DemoConfig, generate, load
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 CIVIC = Path(sys.executable).with_name("civic")
 
 Tables = dict[str, list[tuple[Any, ...]]]
@@ -123,6 +134,65 @@ class Supervised:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+            return -9
+
+
+# -- the API server ---------------------------------------------------------------------
+
+
+class ApiServer:
+    """``civic serve`` on a free port (embedded stream, read models in process)."""
+
+    def __init__(self, settings: Settings, workers: int = 1) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = settings.data_dir / "serve.log"
+        self.kills = 0
+
+    def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+                civic_command("serve", "--port", str(self.port), "--workers", str(self.workers)),
+                cwd=ROOT,
+                env=process_env(self.settings),
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while not self.up():
+            if time.monotonic() > deadline:
+                msg = f"civic serve did not answer in 60 s: see {self.log}"
+                raise AssertionError(msg)
+            time.sleep(0.05)
+
+    def up(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            msg = f"civic serve exited with {self.process.returncode}: see {self.log}"
+            raise AssertionError(msg)
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+        self.kills += 1
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
             return -9
 
 
@@ -225,6 +295,7 @@ class CampaignConfig:
     progress_timeout: float = 30.0  # kill anyway if a process shows no progress this long
     projection_batch: int = 50  # events per projection transaction (more kill points)
     session_timeout_ms: int = 6_000  # the broker's minimum: a killed member leaves soonest
+    static_membership: bool = True  # a restarted consumer takes its partitions back at once
 
 
 @dataclass
@@ -240,6 +311,7 @@ class CampaignReport:
     topic_duplicates: int = 0
     topic_missing: int = 0
     exit_codes: dict[str, int] = field(default_factory=dict)
+    waits: list[tuple[str, float]] = field(default_factory=list)  # seconds until it worked
 
     @property
     def total_kills(self) -> int:
@@ -292,6 +364,8 @@ class Campaign:
                 "--session-timeout-ms",
                 str(config.session_timeout_ms),
             )
+            if config.static_membership:
+                argv += ["--group-instance-id", f"{group_prefix}{name}-1"]
             self.processes.append(
                 Supervised(name, argv, env, logs / f"{name}.log", lambda v=view: view_position(v))
             )
@@ -348,11 +422,13 @@ class Campaign:
         let it work a random while, kill it and start it again."""
         baseline = victim.progress()
         self._release(share)
+        released = time.monotonic()
         deadline = time.monotonic() + self.config.progress_timeout
         while victim.progress() <= baseline and time.monotonic() < deadline:
             time.sleep(0.01)
         if victim.progress() > baseline:
             self.report.kills_while_working += 1
+        self.report.waits.append((victim.name, round(time.monotonic() - released, 1)))
         time.sleep(self.rng.uniform(0.0, self.config.max_dwell))
         victim.kill()
         self.report.kills[victim.name] += 1

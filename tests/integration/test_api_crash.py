@@ -7,9 +7,7 @@ recomputation from the event store."""
 from __future__ import annotations
 
 import random
-import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -24,15 +22,8 @@ import pytest
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
 from services.bootstrap import build_application
-from tests.integration.conftest import DOCUMENT_SECRET, dump_tables, free_port, wait_until
-from tests.integration.crash_harness import (
-    ROOT,
-    civic_command,
-    process_env,
-    recompute,
-    row_differences,
-    view_position,
-)
+from tests.integration.conftest import DOCUMENT_SECRET, dump_tables, wait_until
+from tests.integration.crash_harness import ApiServer, recompute, row_differences, view_position
 
 pytestmark = pytest.mark.e2e
 
@@ -40,55 +31,6 @@ SEED = 5
 KILLS = 6
 CLIENTS = 4
 REASON = "crash-test"
-
-
-class Server:
-    """``civic serve`` on a free port, embedded stream, read models in process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = settings.data_dir / "serve.log"
-        self.kills = 0
-
-    def start(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-                civic_command("serve", "--port", str(self.port)),
-                cwd=ROOT,
-                env=process_env(self.settings),
-                stdout=log,
-                stderr=log,
-            )
-        wait_until(self.up, 60, 0.05, "civic serve to answer")
-
-    def up(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            pytest.fail(f"civic serve exited with {self.process.returncode}: see {self.log}")
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-        self.kills += 1
-
-    def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return -9
 
 
 @dataclass
@@ -105,7 +47,7 @@ class Clients:
     """Threads posting awards, one at a time or in batches, each request with an
     Idempotency-Key and each item with a reason naming it."""
 
-    server: Server
+    server: ApiServer
     token: str
     volunteers: list[str]
     seed: int
@@ -204,14 +146,14 @@ def idempotency_keys(events_db: Path) -> set[str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[ApiServer]:
     settings = Settings(
         data_dir=tmp_path / "data",
         document_secret=DOCUMENT_SECRET,
         log_format="json",
         log_level="WARNING",
     )
-    server = Server(settings)
+    server = ApiServer(settings)
     server.start()
     try:
         yield server
@@ -219,7 +161,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         server.stop()
 
 
-def open_network(server: Server, token: str, volunteers: int) -> list[str]:
+def open_network(server: ApiServer, token: str, volunteers: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
 
@@ -253,7 +195,7 @@ def open_network(server: Server, token: str, volunteers: int) -> list[str]:
 
 
 def test_api_killed_mid_request_commits_each_request_whole_or_not_at_all(
-    server: Server,
+    server: ApiServer,
 ) -> None:
     data = server.settings.data_dir
     token = (data / "admin-key").read_text().strip()

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from kafka import TopicPartition
@@ -90,6 +90,14 @@ def view_position(path: Path) -> int:
     except sqlite3.OperationalError:  # not created yet, or busy recovering
         return 0
     return int(row[0] or 0)
+
+
+class Broker(Protocol):
+    """A broker the campaign may stop and start (the integration fixtures' one)."""
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
 
 
 # -- a supervised process ----------------------------------------------------------------
@@ -296,6 +304,8 @@ class CampaignConfig:
     projection_batch: int = 50  # events per projection transaction (more kill points)
     session_timeout_ms: int = 6_000  # the broker's minimum: a killed member leaves soonest
     static_membership: bool = True  # a restarted consumer takes its partitions back at once
+    outage_after: int | None = None  # the broker goes down after this many kills...
+    outage_seconds: float = 10.0  # ...for this long, while the workload goes on
 
 
 @dataclass
@@ -312,6 +322,8 @@ class CampaignReport:
     topic_missing: int = 0
     exit_codes: dict[str, int] = field(default_factory=dict)
     waits: list[tuple[str, float]] = field(default_factory=list)  # seconds until it worked
+    outage_seconds: float = 0.0
+    commands_during_outage: int = 0
 
     @property
     def total_kills(self) -> int:
@@ -323,7 +335,8 @@ class CampaignReport:
             f"kills={self.total_kills} ({dict(sorted(self.kills.items()))}, "
             f"{self.kills_while_working} while working) seconds={self.seconds:.0f} "
             f"differences={self.differences} topic_duplicates={self.topic_duplicates} "
-            f"topic_missing={self.topic_missing} command_failures={dict(self.command_failures)}"
+            f"topic_missing={self.topic_missing} command_failures={dict(self.command_failures)} "
+            f"broker_outage={self.outage_seconds:.0f}s ({self.commands_during_outage} commands)"
         )
 
 
@@ -332,9 +345,16 @@ class Campaign:
     process per read model, and kills the latter by the seeded schedule."""
 
     def __init__(
-        self, config: CampaignConfig, app: CivicApplication, settings: Settings, group_prefix: str
+        self,
+        config: CampaignConfig,
+        app: CivicApplication,
+        settings: Settings,
+        group_prefix: str,
+        broker: Broker | None = None,
     ) -> None:
         self.config = config
+        self.broker = broker
+        self._commands = 0
         self.app = app
         self.settings = settings
         self.rng = random.Random(config.seed)
@@ -395,9 +415,10 @@ class Campaign:
         batches = sum(1 for _ in plan.batches(self.config.batch_size))
         ran = 0
 
-        def gate(_commands: int) -> None:
+        def gate(commands: int) -> None:
             nonlocal ran
             ran += 1
+            self._commands += commands
             with self._gate:
                 while self._released < self.config.kills and ran >= self._allowance(batches):
                     self._gate.wait(0.5)
@@ -456,6 +477,8 @@ class Campaign:
                 self._kill_one(victim, share)
                 if self._loader_error is not None:
                     raise self._loader_error
+                if share == self.config.outage_after:
+                    self._outage(share)
             loader.join()
             if self._loader_error is not None:
                 raise self._loader_error
@@ -467,6 +490,18 @@ class Campaign:
             self.watch.close()
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _outage(self, share: int) -> None:
+        """Stop the broker; the workload goes on (into the store) meanwhile."""
+        assert self.broker is not None, "an outage needs a broker the test may stop"
+        self.broker.stop()
+        down = time.monotonic()
+        before = self._commands
+        self._release(share + 1)
+        time.sleep(self.config.outage_seconds)
+        self.report.commands_during_outage = self._commands - before
+        self.broker.start()
+        self.report.outage_seconds = time.monotonic() - down
 
     def _converge(self, head: int, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout

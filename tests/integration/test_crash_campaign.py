@@ -16,12 +16,15 @@ import pytest
 from infra.settings import Settings
 from services.application import CivicApplication
 from services.bootstrap import build_application
+from tests.integration.conftest import KafkaBroker, kafka_settings
 from tests.integration.crash_harness import Campaign, CampaignConfig, CampaignReport
 
 pytestmark = pytest.mark.kafka
 
 QUICK = CampaignConfig(seed=2024, kills=12, volunteers=80, months=2)
-FULL = CampaignConfig(seed=2024, kills=120, volunteers=400, months=6)
+FULL = CampaignConfig(
+    seed=2024, kills=120, volunteers=400, months=6, outage_after=60, outage_seconds=15
+)
 
 
 @pytest.fixture
@@ -39,8 +42,9 @@ def run_campaign(
     settings: Settings,
     group_prefix: str,
     scratch: Path,
+    broker: KafkaBroker | None = None,
 ) -> CampaignReport:
-    campaign = Campaign(config, app, settings, group_prefix)
+    campaign = Campaign(config, app, settings, group_prefix, broker)
     report = campaign.run()
     campaign.verify(scratch)
     print(f"\ncrash campaign: {report.summary()}")  # noqa: T201 - the figures for the README
@@ -68,9 +72,17 @@ def test_quick_crash_campaign_on_kafka(
 
 
 @pytest.mark.slow
-def test_full_crash_campaign_on_kafka(
-    kafka_config: Settings, store: CivicApplication, group_prefix: str, tmp_path: Path
+def test_full_crash_campaign_on_kafka_with_a_broker_outage(
+    restartable_broker: KafkaBroker, group_prefix: str, tmp_path: Path
 ) -> None:
-    report = run_campaign(FULL, store, kafka_config, group_prefix, tmp_path / "recomputed")
+    settings = kafka_settings(tmp_path / "data", restartable_broker.bootstrap)
+    app = build_application(settings)
+    try:
+        report = run_campaign(
+            FULL, app, settings, group_prefix, tmp_path / "recomputed", restartable_broker
+        )
+    finally:
+        app.close()
     assert_nothing_lost_or_repeated(report, FULL)
     assert report.total_kills >= 100
+    assert report.commands_during_outage > 0  # commands kept committing while Kafka was away

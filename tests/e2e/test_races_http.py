@@ -181,6 +181,7 @@ def test_hundreds_of_concurrent_spends_from_one_passbook(client: Client, station
     losers = {k: n for k, n in outcome.items() if k[0] != 201}
     assert set(losers) <= {(409, "insufficient-points"), (409, "concurrent-modification")}
     assert sum(losers.values()) == RACERS - 14
+    print(f"\nspends from one passbook: {dict(outcome)}")  # noqa: T201 - README figure
     passbook = client.get(f"/v1/passbooks/{saver}")
     assert passbook["balance"] == 2  # 100 - 14 x 7, never below zero
     assert client.get(f"/v1/rewards/{item}")["stock"] == 10_000 - 14
@@ -231,6 +232,7 @@ def test_concurrent_sign_ups_for_the_last_places_keep_capacity_and_waitlist_orde
         (409, "concurrent-modification")
     }
     answered = {r.json()["volunteer_id"]: r.json()["status"] for r in responses if r.is_success}
+    print(f"\nsign-ups: {dict(codes(responses))}")  # noqa: T201 - README figure
     assert Counter(answered.values()) == {"enrolled": 10, "waitlisted": len(answered) - 10}
 
     recorded = recorded_signups(server.settings.data_dir, activity)

@@ -133,7 +133,8 @@ class Supervised:
         self.kills += 1
 
     def stop(self) -> int:
-        """SIGTERM and wait: the clean shutdown's exit code."""
+        """SIGTERM and wait: the exit code (0, or -SIGTERM when the signal came while
+        the process was still starting, before it installed its handler)."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signal.SIGTERM)
@@ -497,7 +498,7 @@ class Campaign:
         self.broker.stop()
         down = time.monotonic()
         before = self._commands
-        self._release(share + 1)
+        self._release(min(share + 3, self.config.kills))  # three shares' worth meanwhile
         time.sleep(self.config.outage_seconds)
         self.report.commands_during_outage = self._commands - before
         self.broker.start()

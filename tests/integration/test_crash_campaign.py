@@ -8,6 +8,7 @@ The quick campaign runs in CI; the long one (over a hundred kills) with
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def assert_nothing_lost_or_repeated(report: CampaignReport, config: CampaignConf
     assert report.topic_duplicates == 0
     assert report.differences, "nothing was compared"
     assert set(report.differences.values()) == {0}, report.differences
-    assert set(report.exit_codes.values()) == {0}, report.exit_codes  # clean shutdown at the end
+    # none died on its own; each stopped when told to at the end
+    assert set(report.exit_codes.values()) <= {0, -signal.SIGTERM}, report.exit_codes
 
 
 def test_quick_crash_campaign_on_kafka(

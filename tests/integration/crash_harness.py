@@ -436,7 +436,7 @@ class Campaign:
 
     def _release(self, shares: int) -> None:
         with self._gate:
-            self._released = shares
+            self._released = max(self._released, shares)
             self._gate.notify_all()
 
     def _kill_one(self, victim: Supervised, share: int) -> None:

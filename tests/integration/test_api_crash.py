@@ -28,7 +28,7 @@ from tests.integration.crash_harness import ApiServer, recompute, row_difference
 pytestmark = pytest.mark.e2e
 
 SEED = 5
-KILLS = 6
+KILLS = 4
 CLIENTS = 4
 REASON = "crash-test"
 

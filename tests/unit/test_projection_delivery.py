@@ -193,9 +193,7 @@ def test_a_batch_rolled_back_after_its_rows_were_written_is_applied_again(
 def _sent_again(records: list[StreamRecord], after_offset: int) -> list[StreamRecord]:
     """The records published a second time further along their partition (what a
     relay whose position was reset, or a second relay of another id, would send)."""
-    return [
-        StreamRecord(r.partition, after_offset + i, r.event) for i, r in enumerate(records, 1)
-    ]
+    return [StreamRecord(r.partition, after_offset + i, r.event) for i, r in enumerate(records, 1)]
 
 
 @pytest.mark.parametrize("name", NAMES)

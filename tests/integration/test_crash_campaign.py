@@ -49,7 +49,6 @@ def run_campaign(
     report = campaign.run()
     campaign.verify(scratch)
     print(f"\ncrash campaign: {report.summary()}")  # noqa: T201 - the figures for the README
-    print(f"waits: {report.waits}")  # noqa: T201
     return report
 
 

@@ -545,6 +545,10 @@ def test_two_relays_and_a_relay_sending_everything_again_leave_read_models_uncha
         for runner in runners:
             runner.stop()
     after = {r.name: dump_tables(Path(r.store.path)) for r in runners}
+    print(  # noqa: T201 - the figures for the README
+        f"\nduplicates: events={head} relay_fencings={len(fenced)} republished={head} "
+        f"skipped={ {r.name: seen(r) - before_repeats[r.name] for r in runners} }"
+    )
     assert after == before
     read_ledger(views / "ledger.sqlite").assert_exactly(head)
     reference = embedded_reference(store, tmp_path / "reference")

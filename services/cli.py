@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -30,26 +29,19 @@ from uuid import UUID
 
 import structlog
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
 from domain.units import PracticeUnit
-from infra.logging import configure_logging
 from infra.settings import Settings
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
+from services import cli_audit as audit_commands
 from services import cli_stream as stream_commands
 from services.bootstrap import Platform, build_application, build_runners, build_stream
+from services.cli_common import DataDir, console, fail, load_settings, progress_bar
 from services.principals import Role
 
 log = structlog.get_logger(__name__)
@@ -68,17 +60,7 @@ projections_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(projections_app, name="projections")
 stream_commands.register(app)  # civic relay, civic project NAME (Kafka processes)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        envvar="CIVIC_DATA_DIR",
-        help="Where the event store, views and keys live.",
-        show_default="./var",
-        file_okay=False,
-    ),
-]
+audit_commands.register(app)  # civic audit ...
 
 ADMIN_KEY_FILE = "admin-key"
 LOCK_FILE = "server.lock"
@@ -86,52 +68,12 @@ REBUILD_SUFFIX = ".rebuild"  # being built
 READY_SUFFIX = ".rebuilt"  # built, waiting for the server to stop
 LOOPBACK_NAMES = ("localhost",)
 
-WIDE = 160  # tables keep whole ids when the output is not a terminal
-
-
-def console(*, stderr: bool = False) -> Console:
-    """A console for the current stream (created per use: tests swap the streams)."""
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(
-        file=stream, highlight=False, width=None if stream.isatty() else WIDE, stderr=stderr
-    )
-
 
 def main() -> None:
     app()
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    return typer.Exit(code)
-
-
-def load_settings(data_dir: Path | None, **overrides: Any) -> Settings:
-    """Settings from the environment, with the command line's overrides (once)."""
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise fail(f"invalid configuration: {problems}", 2) from None
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console(stderr=True),
-    )
 
 
 def is_loopback(host: str) -> bool:

@@ -1,0 +1,19 @@
+"""``civic audit ...``: what an auditor runs from a terminal.
+
+The commands live beside the services they call, one module per capability;
+each module adds its commands to ``audit_app`` in its ``register`` function.
+"""
+
+from __future__ import annotations
+
+import typer
+
+audit_app = typer.Typer(
+    help="Audit and replay: histories, as-of figures, checks, chain verification, certificates.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``civic audit`` (and its sub-commands) to the ``civic`` command line."""
+    app.add_typer(audit_app, name="audit")

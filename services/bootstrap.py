@@ -3,6 +3,7 @@ runners from settings. Nothing connects at import time."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -143,6 +144,20 @@ class Platform:
         runners = build_runners(settings, stream)
         swapper = build_swapper(settings, runners, runner_factory(settings, stream))
         return cls(settings, app, stream, runners, relay, swapper)
+
+    def wait_for_view(self, name: str, position: int, timeout: float) -> bool:
+        """Read-your-writes: block until read model ``name`` has applied ``position``.
+
+        Asks whichever runner serves it at the moment, so a wait that spans a live
+        swap (see :mod:`services.view_swap`) ends on the new version."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runner = self.runners.get(name)
+            remaining = deadline - time.monotonic()
+            if runner is None or remaining <= 0:
+                return False
+            if runner.wait_for(position, min(remaining, 0.25)) and self.runners.get(name) is runner:
+                return True
 
     def start(self) -> None:
         # With run_projections off the pipeline runs in its own processes

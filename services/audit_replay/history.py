@@ -51,3 +51,14 @@ def head(recorder: ApplicationRecorder) -> int:
 def aggregate_events(app: Any, aggregate_id: UUID) -> list[Any]:
     """An aggregate's domain events, oldest first (upcast by the library's mapper)."""
     return list(app.events.get(aggregate_id))
+
+
+def aggregate_event_stream(app: Any, aggregate_id: UUID, page: int = 1000) -> Iterator[Any]:
+    """An aggregate's domain events, read ``page`` at a time (for exports)."""
+    after: int | None = None
+    while True:
+        events = list(app.events.get(aggregate_id, gt=after, limit=page))
+        yield from events
+        if len(events) < page:
+            return
+        after = events[-1].originator_version

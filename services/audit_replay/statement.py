@@ -220,3 +220,33 @@ def balance_as_of(events: Iterable[Any], as_of: datetime) -> Balance:
         version=version,
         last_change_at=last,
     )
+
+
+def rows(
+    events: Iterable[Any], *, start: datetime | None = None, end: datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """The statement as rows, produced while the events are read (for exports): an
+    ``opening`` row, one ``entry`` row per change in ``[start, end)``, a ``closing``
+    row. Nothing but the running balance is held in memory."""
+    balance = 0
+    opened = False
+    for event in events:
+        if end is not None and event.timestamp >= end:
+            break
+        if isinstance(event, Passbook.Opened):
+            opened = True
+            continue
+        line = entry(event, balance)
+        if line is None:
+            continue
+        if start is not None and event.timestamp < start:
+            balance = line.balance_after
+            continue
+        if opened:
+            yield {"line": "opening", "balance": balance}
+            opened = False
+        balance = line.balance_after
+        yield {"line": "entry", **line.model_dump(mode="json")}
+    if opened:
+        yield {"line": "opening", "balance": balance}
+    yield {"line": "closing", "balance": balance}

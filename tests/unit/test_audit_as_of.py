@@ -111,3 +111,12 @@ def test_unit_metrics_as_of(audit_platform: Platform, district: District) -> Non
     )
     assert later == served
     assert later.redemptions_requested == 2 and later.redemptions_cancelled == 1
+
+
+@pytest.mark.parametrize("days", [0, 5, 36, 300])
+def test_the_stored_record_fast_path_agrees(district: District, days: int) -> None:
+    pid = Passbook.create_id(district.volunteers["li"])
+    at = MARCH + timedelta(days=days)
+    slow = statement.balance_as_of(district.app.events.get(pid), at)
+    fast = statement.balance_of_stored(district.app.recorder.select_events(pid), at)
+    assert fast == slow

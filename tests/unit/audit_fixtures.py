@@ -18,8 +18,8 @@ def catch_up(platform: Platform) -> None:
         runner.catch_up()
 
 
-@pytest.fixture
-def audit_platform(tmp_path: Path) -> Iterator[Platform]:
+@pytest.fixture(name="audit_platform")
+def audit_platform_fixture(tmp_path: Path) -> Iterator[Platform]:
     settings = Settings(
         data_dir=tmp_path / "data",
         document_secret="test-document-secret-0123456789abcdef",
@@ -32,6 +32,6 @@ def audit_platform(tmp_path: Path) -> Iterator[Platform]:
         platform.close()
 
 
-@pytest.fixture
-def district(audit_platform: Platform) -> District:
+@pytest.fixture(name="district")
+def district_fixture(audit_platform: Platform) -> District:
     return District(audit_platform.app).build()

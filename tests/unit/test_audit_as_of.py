@@ -14,7 +14,7 @@ from domain.passbook import Passbook
 from projections import leaderboard, unit_metrics
 from services.audit_replay import as_of, exports, statement
 from services.bootstrap import Platform
-from tests.unit.audit_fixtures import audit_platform, catch_up, district  # noqa: F401 - fixtures
+from tests.unit.audit_fixtures import audit_platform_fixture, catch_up, district_fixture  # noqa: F401 - fixtures
 from tests.unit.audit_scenario import APRIL, MARCH, District
 
 

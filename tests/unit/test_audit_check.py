@@ -16,7 +16,7 @@ from services import commands as c
 from services.audit_replay.check import CheckReport, run_check
 from services.audit_replay.ledger import Ledger
 from services.bootstrap import Platform
-from tests.unit.audit_fixtures import audit_platform, catch_up, district  # noqa: F401 - fixtures
+from tests.unit.audit_fixtures import audit_platform_fixture, catch_up, district_fixture  # noqa: F401 - fixtures
 from tests.unit.audit_scenario import NOVEMBER, District
 
 
@@ -110,7 +110,9 @@ def test_a_deleted_row_and_a_missing_view_are_reported(
     assert not board.served and board.differences == 1
 
 
-def _envelope(position: int, type_: str, aggregate: str, payload: dict[str, object]) -> EventEnvelope:
+def _envelope(
+    position: int, type_: str, aggregate: str, payload: dict[str, object]
+) -> EventEnvelope:
     return EventEnvelope(
         event_id=uuid4(),
         position=position,
@@ -143,8 +145,6 @@ def test_a_view_behind_the_head_is_compared_at_its_own_position(
 ) -> None:
     catch_up(audit_platform)
     district.run(c.AwardPoints(volunteer_id=district.volunteers["zhao"], points=3, reason="补录"))
-    report = run_check(
-        audit_platform.app.recorder, audit_platform.settings.views_dir, names=names
-    )
+    report = run_check(audit_platform.app.recorder, audit_platform.settings.views_dir, names=names)
     assert report.ok, report.model_dump_json(indent=2)
     assert all(v.lag == 1 for v in report.views)

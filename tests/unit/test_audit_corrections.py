@@ -19,7 +19,7 @@ from services import commands as c
 from services.audit_replay import as_of, statement
 from services.bootstrap import Platform
 from services.principals import ForbiddenError, Principal, Role
-from tests.unit.audit_fixtures import audit_platform, catch_up, district  # noqa: F401 - fixtures
+from tests.unit.audit_fixtures import audit_platform_fixture, catch_up, district_fixture  # noqa: F401 - fixtures
 from tests.unit.audit_scenario import MARCH, NOVEMBER, District
 
 pytestmark = pytest.mark.usefixtures("audit_platform")
@@ -89,7 +89,11 @@ def test_a_backdated_correction_changes_march_not_november(
     nov = statement.statement(passbook_events, start=NOVEMBER - timedelta(days=1))
     assert (nov.opening_balance, nov.closing_balance) == (30, 20)
     [line] = nov.entries
-    assert (line.type, line.points, line.business_at) == ("correction", -10, MARCH + timedelta(hours=5))
+    assert (line.type, line.points, line.business_at) == (
+        "correction",
+        -10,
+        MARCH + timedelta(hours=5),
+    )
 
 
 def test_an_increase_is_a_backdated_award(audit_platform: Platform, district: District) -> None:
@@ -146,9 +150,7 @@ def test_points_already_spent_cannot_be_taken_back(district: District) -> None:
     assert activity.attendance[d.volunteers["wang"]].minutes == 120
 
 
-@pytest.mark.parametrize(
-    ("hours", "code"), [("3", "unchanged"), ("5", "hours-exceed-attendance")]
-)
+@pytest.mark.parametrize(("hours", "code"), [("3", "unchanged"), ("5", "hours-exceed-attendance")])
 def test_bad_requests_are_refused(district: District, hours: str, code: str) -> None:
     with pytest.raises(ConflictError if code == "unchanged" else Exception) as err:
         _request(district, "li", hours)

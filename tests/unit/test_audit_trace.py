@@ -6,7 +6,7 @@ import pytest
 
 from domain.errors import NotFoundError
 from services.audit_replay.trace import trace_redemption
-from tests.unit.audit_fixtures import audit_platform, district  # noqa: F401 - fixtures
+from tests.unit.audit_fixtures import audit_platform_fixture, district_fixture  # noqa: F401 - fixtures
 from tests.unit.audit_scenario import MARCH, District
 
 

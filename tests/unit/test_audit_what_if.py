@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from domain.categories import Category
 from services.audit_replay import history, what_if
 from services.audit_replay.what_if import ExpiryRule, ProposedRule, WhatIfReport
-from tests.unit.audit_fixtures import audit_platform, district  # noqa: F401 - fixtures
+from tests.unit.audit_fixtures import audit_platform_fixture, district_fixture  # noqa: F401 - fixtures
 from tests.unit.audit_scenario import District
 
 

@@ -20,4 +20,3 @@ def register(app: typer.Typer) -> None:
     """Add ``civic audit`` (and its sub-commands) to the ``civic`` command line."""
     cli_audit_replay.register(audit_app)  # statement, balance, leaderboard, metrics, trace...
     app.add_typer(audit_app, name="audit")
-

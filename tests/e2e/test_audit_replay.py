@@ -77,9 +77,7 @@ def test_an_auditor_replays_explains_and_checks(api, network, clock, mint_key) -
     lines = api.get(f"/v1/audit/passbooks/{v}/statement", key=auditor, format="jsonl").text
     assert json.loads(lines.splitlines()[-1]) == {"line": "closing", "balance": 10}
 
-    balance = api.get(
-        f"/v1/audit/passbooks/{v}/balance", key=auditor, as_of=h["served_at"]
-    ).json()
+    balance = api.get(f"/v1/audit/passbooks/{v}/balance", key=auditor, as_of=h["served_at"]).json()
     assert balance["balance"] == 20
 
     board = api.get("/v1/audit/leaderboards", key=auditor, as_of=h["served_at"]).json()

@@ -261,6 +261,25 @@ class LeaderboardProjection(Projection):
         day = self.clock.day_of(envelope.recorded_at)
         self._add(batch, (p["volunteer_id"], day), 0, p["minutes"])
 
+    # corrections count in the period of the service they correct (``service_at``);
+    # extra points arrive as a back-dated PointsAwarded (kind "correction")
+
+    @handles(Activity.ServiceCorrected)
+    def service_corrected(
+        self, conn: sqlite3.Connection, batch: LeaderboardBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        day = self.clock.day_of_iso(p["service_at"])
+        self._add(batch, (p["volunteer_id"], day), 0, p["new_minutes"] - p["old_minutes"])
+
+    @handles(Passbook.CorrectionDebited)
+    def correction_debited(
+        self, conn: sqlite3.Connection, batch: LeaderboardBatch, envelope: EventEnvelope
+    ) -> None:
+        vid = self._volunteer_of_passbook(conn, envelope.aggregate_id)
+        day = self.clock.day_of_iso(envelope.payload["service_at"])
+        self._add(batch, (vid, day), -envelope.payload["points"], 0)
+
 
 # -- queries -------------------------------------------------------------------------
 

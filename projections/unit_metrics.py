@@ -387,6 +387,26 @@ class UnitMetricsProjection(Projection):
         batch.participants.add((lineage, day, vid))
         batch.active.add((home, day, vid))
 
+    # corrections count in the period of the service they correct (``service_at``);
+    # extra points arrive as a back-dated PointsAwarded (kind "correction")
+
+    @handles(Activity.ServiceCorrected)
+    def service_corrected(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        day = self.clock.day_of_iso(p["service_at"])
+        self._count(batch, (lineage, day), MINUTES, p["new_minutes"] - p["old_minutes"])
+
+    @handles(Passbook.CorrectionDebited)
+    def correction_debited(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        home = self._lineage_of(conn, envelope.aggregate_id)
+        day = self.clock.day_of_iso(envelope.payload["service_at"])
+        self._count(batch, (home, day), DEDUCTED, envelope.payload["points"])
+
     # -- volunteers and points -------------------------------------------------------
 
     @handles(Volunteer.Registered)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from services import cli_audit_replay
+
 audit_app = typer.Typer(
     help="Audit and replay: histories, as-of figures, checks, chain verification, certificates.",
     no_args_is_help=True,
@@ -16,4 +18,5 @@ audit_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     """Add ``civic audit`` (and its sub-commands) to the ``civic`` command line."""
+    cli_audit_replay.register(audit_app)  # statement, balance, leaderboard, metrics, trace...
     app.add_typer(audit_app, name="audit")

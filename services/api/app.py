@@ -21,7 +21,9 @@ from services.api import problems
 from services.api.middleware import RequestMiddleware
 from services.api.routes import (
     activities,
+    audit_replay,
     batch,
+    corrections,
     health,
     keys,
     passbooks,
@@ -63,6 +65,7 @@ TAGS = [
     {"name": "batch", "description": "Many commands in one transaction"},
     {"name": "reports", "description": "Leaderboards (from the read models)"},
     {"name": "audit", "description": "Who did what, when"},
+    {"name": "corrections", "description": "Corrections of service records"},
     {"name": "keys", "description": "API keys"},
     {"name": "operations", "description": "Probes and read-model status"},
 ]
@@ -107,6 +110,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         rewards.redemptions,
         batch.router,
         reports.router,
+        audit_replay.router,
+        corrections.router,
         keys.router,
         health.router,
     ):

@@ -32,6 +32,11 @@ from services.commands.base import (
     When,
     minutes,
 )
+from services.commands.corrections import (
+    ApproveServiceCorrection,
+    RejectServiceCorrection,
+    RequestServiceCorrection,
+)
 from services.commands.passbooks import AdjustPoints, AwardPoints, ExpirePoints
 from services.commands.rewards import (
     CancelRedemption,
@@ -73,13 +78,17 @@ AnyCommand = Annotated[
     | DelistReward
     | Redeem
     | FulfilRedemption
-    | CancelRedemption,
+    | CancelRedemption
+    | RequestServiceCorrection
+    | ApproveServiceCorrection
+    | RejectServiceCorrection,
     Field(discriminator="type"),
 ]
 
 __all__ = [
     "AdjustPoints",
     "AnyCommand",
+    "ApproveServiceCorrection",
     "AwardPoints",
     "CancelActivity",
     "CancelRedemption",
@@ -104,7 +113,9 @@ __all__ = [
     "Redeem",
     "RegisterVolunteer",
     "ReinstateVolunteer",
+    "RejectServiceCorrection",
     "RenameUnit",
+    "RequestServiceCorrection",
     "RestockReward",
     "SignUp",
     "SuspendVolunteer",

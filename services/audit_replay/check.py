@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 from projections.catalog import PROJECTIONS
 from projections.periods import DEFAULT_TIMEZONE
 from projections.unit_metrics import COUNTERS, UnitMetricsProjection
+from projections.view_files import live_path
 from services.audit_replay import history
 from services.audit_replay.ledger import Ledger
 from services.audit_replay.scratch import Scratch
@@ -303,7 +304,7 @@ def run_check(
     started = time.perf_counter()
     names = names or list(PROJECTIONS)
     head = history.head(recorder)
-    served = {name: views_dir / f"{name}.sqlite" for name in names}
+    served = {name: live_path(views_dir, name) for name in names}
     positions = {name: _served_position(path) for name, path in served.items()}
     upto = {name: head if p is None else p for name, p in positions.items()}
     metrics_name = UnitMetricsProjection.name

@@ -25,6 +25,7 @@ class AwardKind:
     SERVICE = "service"  # a confirmed activity service
     MANUAL = "manual"  # e.g. household civility checks (文明户评比)
     ADJUSTMENT = "adjustment"  # an admin's correction
+    WISH = "wish"  # a micro-wish (微心愿) the volunteer fulfilled, confirmed by the unit
 
 
 @dataclass

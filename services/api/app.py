@@ -22,13 +22,16 @@ from services.api.middleware import RequestMiddleware
 from services.api.routes import (
     activities,
     batch,
+    funds,
     health,
     keys,
     passbooks,
     reports,
     rewards,
     units,
+    venture,
     volunteers,
+    wishes,
 )
 from services.bootstrap import Platform
 from services.keys import KeyStore
@@ -60,6 +63,9 @@ TAGS = [
     {"name": "passbooks", "description": "Points: balance, lots, statement, awards"},
     {"name": "rewards", "description": "The exchange bank's catalogue"},
     {"name": "redemptions", "description": "Points exchanged for rewards"},
+    {"name": "wishes", "description": "Micro-wishes (微心愿): post, claim, fulfil, confirm"},
+    {"name": "venture", "description": "Venture philanthropy calls (公益创投) and projects"},
+    {"name": "funds", "description": "Community charity funds (社区慈善基金), amounts in fen"},
     {"name": "batch", "description": "Many commands in one transaction"},
     {"name": "reports", "description": "Leaderboards (from the read models)"},
     {"name": "audit", "description": "Who did what, when"},
@@ -105,6 +111,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         passbooks.router,
         rewards.rewards,
         rewards.redemptions,
+        wishes.router,
+        venture.router,
+        funds.router,
         batch.router,
         reports.router,
         keys.router,

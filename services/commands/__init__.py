@@ -32,6 +32,7 @@ from services.commands.base import (
     When,
     minutes,
 )
+from services.commands.funds import DisburseMoney, OpenFund, ReceiveMoney
 from services.commands.passbooks import AdjustPoints, AwardPoints, ExpirePoints
 from services.commands.rewards import (
     CancelRedemption,
@@ -42,11 +43,29 @@ from services.commands.rewards import (
     RestockReward,
 )
 from services.commands.units import CloseUnit, OpenUnit, RenameUnit
+from services.commands.venture import (
+    AcceptProject,
+    DeclineProject,
+    FundProject,
+    OpenVentureCall,
+    PublishVentureResults,
+    ReportMilestone,
+    ScoreProject,
+    SubmitProject,
+)
 from services.commands.volunteers import (
     RegisterVolunteer,
     ReinstateVolunteer,
     SuspendVolunteer,
     UpdateVolunteerProfile,
+)
+from services.commands.wishes import (
+    CancelWish,
+    ClaimWish,
+    ConfirmWish,
+    FulfilWish,
+    PostWish,
+    ReleaseWish,
 )
 
 AnyCommand = Annotated[
@@ -73,40 +92,74 @@ AnyCommand = Annotated[
     | DelistReward
     | Redeem
     | FulfilRedemption
-    | CancelRedemption,
+    | CancelRedemption
+    | OpenFund
+    | ReceiveMoney
+    | DisburseMoney
+    | PostWish
+    | ClaimWish
+    | ReleaseWish
+    | FulfilWish
+    | ConfirmWish
+    | CancelWish
+    | OpenVentureCall
+    | SubmitProject
+    | ScoreProject
+    | FundProject
+    | DeclineProject
+    | ReportMilestone
+    | AcceptProject
+    | PublishVentureResults,
     Field(discriminator="type"),
 ]
 
 __all__ = [
+    "AcceptProject",
     "AdjustPoints",
     "AnyCommand",
     "AwardPoints",
     "CancelActivity",
     "CancelRedemption",
     "CancelSignup",
+    "CancelWish",
     "CheckIn",
     "CheckOut",
+    "ClaimWish",
     "CloseActivity",
     "CloseUnit",
     "Code",
     "Command",
     "ConfirmService",
+    "ConfirmWish",
+    "DeclineProject",
     "DelistReward",
+    "DisburseMoney",
     "ExpirePoints",
     "FulfilRedemption",
+    "FulfilWish",
+    "FundProject",
     "Hours",
     "ListReward",
     "LongText",
+    "OpenFund",
     "OpenUnit",
+    "OpenVentureCall",
     "Phone",
+    "PostWish",
     "PublishActivity",
+    "PublishVentureResults",
     "Reason",
+    "ReceiveMoney",
     "Redeem",
     "RegisterVolunteer",
     "ReinstateVolunteer",
+    "ReleaseWish",
     "RenameUnit",
+    "ReportMilestone",
     "RestockReward",
+    "ScoreProject",
     "SignUp",
+    "SubmitProject",
     "SuspendVolunteer",
     "Text",
     "UpdateVolunteerProfile",

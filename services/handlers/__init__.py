@@ -9,7 +9,16 @@ module per resource, each with its own ``HANDLERS``; this one merges them.
 from __future__ import annotations
 
 from services.commands import Command
-from services.handlers import activities, passbooks, rewards, units, volunteers
+from services.handlers import (
+    activities,
+    funds,
+    passbooks,
+    rewards,
+    units,
+    venture,
+    volunteers,
+    wishes,
+)
 from services.handlers.base import Context, Handler, Result
 
 HANDLERS: dict[type[Command], Handler] = {
@@ -18,6 +27,9 @@ HANDLERS: dict[type[Command], Handler] = {
     **activities.HANDLERS,
     **passbooks.HANDLERS,
     **rewards.HANDLERS,
+    **funds.HANDLERS,
+    **wishes.HANDLERS,
+    **venture.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "Context", "Handler", "Result"]

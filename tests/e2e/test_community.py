@@ -1,0 +1,135 @@
+"""Micro-wishes, venture calls and charity funds over HTTP: each workflow end to
+end, its refusals as problem details, and its traces in the unit metrics and the
+audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Api, Network
+
+pytestmark = pytest.mark.e2e
+
+
+def _metrics(api: Api, unit: str, position: int) -> dict[str, Any]:
+    report = api.get(f"/v1/units/{unit}/metrics", granularity="all", min_position=position).json()
+    return dict(report["periods"][0])
+
+
+def _audit_types(api: Api, unit: str, position: int, prefix: str) -> list[str]:
+    page = api.get("/v1/audit", unit_id=unit, min_position=position, limit=1000).json()
+    return [item["event_type"] for item in page["items"] if item["aggregate_type"] == prefix]
+
+
+# -- funds ------------------------------------------------------------------------------
+
+
+def test_a_charity_fund_round_trip(api: Api, network: Network, mint_key) -> None:
+    opened = api.post(
+        "/v1/funds", {"unit_id": network.station, "title": "观音桥社区慈善基金"}, expect=201
+    )
+    fund = opened.json()["fund_id"]
+    assert opened.headers["Location"] == f"/v1/funds/{fund}"
+    api.post(
+        f"/v1/funds/{fund}/receipts",
+        {
+            "amount_fen": 500_000,
+            "source_kind": "donation",
+            "purpose": "重阳节募捐",
+            "donor": "张先生",
+        },
+        idempotency_key="don-1",
+        expect=201,
+    )
+    again = api.post(
+        f"/v1/funds/{fund}/receipts",
+        {
+            "amount_fen": 500_000,
+            "source_kind": "donation",
+            "purpose": "重阳节募捐",
+            "donor": "张先生",
+        },
+        idempotency_key="don-1",
+        expect=201,
+    )
+    assert again.headers["Idempotent-Replayed"] == "true"
+    api.post(
+        f"/v1/funds/{fund}/receipts",
+        {"amount_fen": 38_800, "source_kind": "charity_sale", "purpose": "手工艺品义卖"},
+        expect=201,
+    )
+    paid = api.post(
+        f"/v1/funds/{fund}/disbursements",
+        {
+            "amount_fen": 120_000,
+            "purpose_kind": "meal_subsidy",
+            "purpose": "低收入老人助餐补贴",
+            "approved_by": "社区主任",
+            "beneficiaries": 24,
+        },
+        expect=201,
+    ).json()
+    assert paid["balance_fen"] == 500_000 + 38_800 - 120_000
+
+    over = api.post(
+        f"/v1/funds/{fund}/disbursements",
+        {
+            "amount_fen": 1_000_000,
+            "purpose_kind": "hardship_relief",
+            "purpose": "困难帮扶",
+            "approved_by": "社区主任",
+        },
+        expect=409,
+    )
+    assert over.headers["content-type"].startswith("application/problem+json")
+    assert over.json()["code"] == "insufficient-funds"
+    floats = api.post(
+        f"/v1/funds/{fund}/receipts",
+        {"amount_fen": 10.5, "source_kind": "donation", "purpose": "x"},
+        expect=422,
+    )
+    assert floats.json()["status"] == 422
+    api.post(
+        f"/v1/funds/{fund}/disbursements",
+        {"amount_fen": 100, "purpose_kind": "other", "purpose": "x"},
+        expect=422,
+    )  # no approver
+    outsider = mint_key("unit_admin", network.other_institute)
+    forbidden = api.post(
+        f"/v1/funds/{fund}/disbursements",
+        {"amount_fen": 1, "purpose_kind": "other", "purpose": "x", "approved_by": "y"},
+        key=outsider,
+        expect=403,
+    )
+    assert forbidden.json()["code"] == "forbidden"
+
+    view = api.get(f"/v1/funds/{fund}").json()
+    assert (view["balance_fen"], view["total_in_fen"], view["total_out_fen"]) == (
+        418_800,
+        538_800,
+        120_000,
+    )
+    assert [(m["direction"], m["kind"]) for m in view["movements"]] == [
+        ("in", "donation"),
+        ("in", "charity_sale"),
+        ("out", "meal_subsidy"),
+    ]
+    position = paid["position"]
+    for unit in (network.station, network.institute, network.center):
+        figures = _metrics(api, unit, position)
+        assert (figures["fund_in_fen"], figures["fund_out_fen"]) == (538_800, 120_000)
+        assert figures["fund_net_fen"] == 418_800
+    assert _metrics(api, network.other_institute, position)["fund_in_fen"] == 0
+    audit = api.get("/v1/audit", unit_id=network.station, min_position=position).json()
+    fund_rows = [i for i in audit["items"] if i["aggregate_type"] == "Fund"]
+    assert [i["event_type"] for i in fund_rows] == [
+        "Opened",
+        "MoneyReceived",
+        "MoneyReceived",
+        "MoneyDisbursed",
+    ]
+    assert "donor" not in fund_rows[1]["summary"]
+    assert "张先生" not in str(audit)
+    assert fund_rows[3]["summary"]["approved_by"] == "社区主任"

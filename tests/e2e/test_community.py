@@ -133,3 +133,85 @@ def test_a_charity_fund_round_trip(api: Api, network: Network, mint_key) -> None
     assert "donor" not in fund_rows[1]["summary"]
     assert "张先生" not in str(audit)
     assert fund_rows[3]["summary"]["approved_by"] == "社区主任"
+
+
+# -- wishes -----------------------------------------------------------------------------
+
+
+def test_a_micro_wish_round_trip(api: Api, network: Network, mint_key) -> None:
+    volunteer = api.register(network.station)
+    posted = api.post(
+        "/v1/wishes",
+        {
+            "unit_id": network.station,
+            "title": "一个新书包",
+            "description": "三年级",
+            "resident_ref": "档案-0042",
+            "points": 12,
+        },
+        expect=201,
+    )
+    wish = posted.json()["wish_id"]
+    assert posted.headers["Location"] == f"/v1/wishes/{wish}"
+    other = api.post(
+        "/v1/wishes",
+        {"unit_id": network.station, "title": "冬季棉衣", "resident_ref": "档案-0043"},
+        expect=201,
+    ).json()["wish_id"]
+    api.post(f"/v1/wishes/{other}/cancel", {"reason": "已由亲属解决"}, expect=200)
+
+    early = api.post(f"/v1/wishes/{wish}/confirm", expect=409)
+    assert early.json()["code"] == "not-fulfilled"
+    api.post(f"/v1/wishes/{wish}/claims", {"volunteer_id": volunteer}, expect=200)
+    taken = api.post(f"/v1/wishes/{wish}/claims", {"claimant_ref": "党支部"}, expect=409)
+    assert taken.json()["code"] == "already-claimed"
+    api.post(f"/v1/wishes/{wish}/release", expect=200)
+    api.post(f"/v1/wishes/{wish}/claims", {"volunteer_id": volunteer}, expect=200)
+    api.post(f"/v1/wishes/{wish}/claims", {}, expect=422)
+    outsider = mint_key("service", network.other_station)
+    api.post(f"/v1/wishes/{wish}/fulfil", {"note": "x"}, key=outsider, expect=403)
+    api.post(f"/v1/wishes/{wish}/fulfil", {"note": "书包已送到"}, expect=200)
+    confirmed = api.post(f"/v1/wishes/{wish}/confirm", idempotency_key="cw-1", expect=200)
+    replay = api.post(f"/v1/wishes/{wish}/confirm", idempotency_key="cw-1", expect=200)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == {**confirmed.json(), "replayed": True}
+    body = confirmed.json()
+    assert (body["status"], body["points"]) == ("confirmed", 12)
+    again = api.post(f"/v1/wishes/{wish}/confirm", expect=409)
+    assert again.json()["code"] == "already-confirmed"
+    assert api.get(f"/v1/passbooks/{volunteer}").json()["balance"] == 12
+
+    staff = api.get(f"/v1/wishes/{wish}").json()
+    assert (staff["resident_ref"], staff["claims"]) == ("档案-0042", 2)
+    auditor = mint_key("auditor")
+    assert api.get(f"/v1/wishes/{wish}", key=auditor).json()["resident_ref"] is None
+
+    position = body["position"]
+    listed = api.get(
+        "/v1/wishes", unit_id=network.institute, status="confirmed", min_position=position
+    ).json()
+    assert [w["wish_id"] for w in listed["items"]] == [wish]
+    assert "resident_ref" not in listed["items"][0]
+    everything = api.get("/v1/wishes", unit_id=network.station, min_position=position).json()
+    assert {w["status"] for w in everything["items"]} == {"confirmed", "cancelled"}
+    assert api.get("/v1/wishes", unit_id=network.other_institute).json()["items"] == []
+    api.get("/v1/wishes", unit_id=network.station, key=outsider, expect=403)
+
+    for unit in (network.station, network.center):
+        figures = _metrics(api, unit, position)
+        assert (figures["wishes_posted"], figures["wishes_fulfilled"]) == (2, 1)
+        assert figures["wishes_cancelled"] == 1
+        assert figures["points_awarded"] == 12
+    assert _audit_types(api, network.station, position, "Wish") == [
+        "Posted",
+        "Posted",
+        "Cancelled",
+        "Claimed",
+        "ClaimReleased",
+        "Claimed",
+        "Fulfilled",
+        "Confirmed",
+    ]
+    audit = api.get("/v1/audit", volunteer_id=volunteer, min_position=position).json()
+    assert "Confirmed" in [i["event_type"] for i in audit["items"]]
+    assert "档案-0042" not in str(api.get("/v1/audit", min_position=position).json())

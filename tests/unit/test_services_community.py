@@ -4,16 +4,18 @@ run on SQLite and on PostgreSQL (when the suite started it: ``CIVIC_PG_DSN``).""
 from __future__ import annotations
 
 import threading
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 
-from domain.errors import ConflictError, RuleViolationError
+from domain.errors import ConflictError, NotFoundError, RuleViolationError
 from domain.funds import Fund
+from domain.passbook import Passbook
+from domain.wishes import Wish
 from services import commands as c
 from services.application import BatchItem, CivicApplication
 from services.principals import SYSTEM, ForbiddenError, Principal, Role
-from tests.unit.test_services import _network, app
+from tests.unit.test_services import _network, _volunteer, app
 
 __all__ = ["app"]  # the parametrised fixture, shared with test_services
 
@@ -120,3 +122,80 @@ def test_a_batch_with_an_overdraft_keeps_its_good_items(app: CivicApplication) -
     )
     assert [o.ok for o in outcomes] == [True, False]
     assert app.repository.get(fund).balance_fen == 400
+
+
+# -- wishes ----------------------------------------------------------------------------
+
+
+def _wish(app: CivicApplication, unit: UUID, points: int = 6) -> UUID:
+    cmd = c.PostWish(unit_id=unit, title="冬季棉衣", resident_ref="档案 17", points=points)
+    return UUID(app.execute(cmd, SYSTEM).result["wish_id"])
+
+
+def test_confirming_a_wish_awards_its_points_once_in_one_transaction(
+    app: CivicApplication,
+) -> None:
+    ids = _network(app)
+    v = _volunteer(app, ids["s1"])
+    wish = _wish(app, ids["s1"])
+    app.execute(c.ClaimWish(wish_id=wish, volunteer_id=v), SYSTEM)
+    app.execute(c.FulfilWish(wish_id=wish, note="已送达"), SYSTEM)
+    head = app.head()
+    outcome = app.execute(c.ConfirmWish(wish_id=wish), SYSTEM)
+    assert outcome.result["points"] == 6
+    assert outcome.position == head + 2  # the wish's confirmation and the award, together
+    with pytest.raises(ConflictError) as err:
+        app.execute(c.ConfirmWish(wish_id=wish), SYSTEM)
+    assert err.value.code == "already-confirmed"
+    assert app.repository.get(Passbook.create_id(v)).balance == 6
+
+
+def test_concurrent_confirmations_award_once(app: CivicApplication) -> None:
+    ids = _network(app)
+    v = _volunteer(app, ids["s1"])
+    wish = _wish(app, ids["s1"])
+    app.execute(c.ClaimWish(wish_id=wish, volunteer_id=v), SYSTEM)
+    app.execute(c.FulfilWish(wish_id=wish), SYSTEM)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(5)
+
+    def go() -> None:
+        barrier.wait()
+        try:
+            app.execute(c.ConfirmWish(wish_id=wish), SYSTEM)
+            outcomes.append("confirmed")
+        except ConflictError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=go) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["already-confirmed"] * 4 + ["confirmed"]
+    assert app.repository.get(Passbook.create_id(v)).balance == 6
+
+
+def test_wishes_are_acted_on_only_within_ones_subtree(app: CivicApplication) -> None:
+    ids = _network(app)
+    wish = _wish(app, ids["s1"])
+    other_station = Principal("k1", "s2 kiosk", Role.SERVICE, ids["s2"])
+    with pytest.raises(ForbiddenError):
+        app.execute(c.ClaimWish(wish_id=wish, claimant_ref="党支部"), other_station)
+    with pytest.raises(ForbiddenError):
+        app.execute(c.PostWish(unit_id=ids["s1"], title="x", resident_ref="r"), other_station)
+    with pytest.raises(NotFoundError):
+        app.execute(c.ClaimWish(wish_id=uuid4(), claimant_ref="党支部"), SYSTEM)
+    own = Principal("k2", "s1 kiosk", Role.SERVICE, ids["s1"])
+    assert (
+        app.execute(c.ClaimWish(wish_id=wish, claimant_ref="党支部"), own).result["status"]
+        == "claimed"
+    )
+    assert isinstance(app.repository.get(wish), Wish)
+
+
+def test_a_claim_command_names_exactly_one_claimant() -> None:
+    with pytest.raises(ValueError, match="either volunteer_id or claimant_ref"):
+        c.ClaimWish(wish_id=uuid4())
+    with pytest.raises(ValueError, match="either volunteer_id or claimant_ref"):
+        c.ClaimWish(wish_id=uuid4(), volunteer_id=uuid4(), claimant_ref="x")

@@ -4,6 +4,7 @@ audit trail."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -215,3 +216,94 @@ def test_a_micro_wish_round_trip(api: Api, network: Network, mint_key) -> None:
     audit = api.get("/v1/audit", volunteer_id=volunteer, min_position=position).json()
     assert "Confirmed" in [i["event_type"] for i in audit["items"]]
     assert "档案-0042" not in str(api.get("/v1/audit", min_position=position).json())
+
+
+# -- venture calls ----------------------------------------------------------------------
+
+
+def test_a_venture_call_round_trip(api: Api, network: Network, clock, mint_key) -> None:
+    deadline = clock.now + timedelta(days=20)
+    opened = api.post(
+        "/v1/venture-calls",
+        {
+            "unit_id": network.institute,
+            "title": "2026年公益创投大赛",
+            "budget_fen": 1_000_000,
+            "deadline": deadline.isoformat(),
+        },
+        expect=201,
+    )
+    call = opened.json()["call_id"]
+    assert opened.headers["Location"] == f"/v1/venture-calls/{call}"
+    base = f"/v1/venture-calls/{call}/projects"
+    a = api.post(
+        base,
+        {"title": "长者助餐", "organisation": "阳光社工", "requested_fen": 700_000},
+        expect=201,
+    ).json()["project_id"]
+    b = api.post(
+        base,
+        {"title": "四点半课堂", "organisation": "青年志愿者协会", "requested_fen": 500_000},
+        expect=201,
+    ).json()["project_id"]
+    api.post(base, {"title": "x", "organisation": "y", "requested_fen": 1.5}, expect=422)
+    for project, scores in ((a, (90, 86)), (b, (75,))):
+        for n, score in enumerate(scores):
+            api.post(
+                f"{base}/{project}/scores",
+                {"reviewer": f"专家{n}", "score": score},
+                expect=200,
+            )
+    twice = api.post(f"{base}/{a}/scores", {"reviewer": "专家0", "score": 10}, expect=409)
+    assert twice.json()["code"] == "already-scored"
+    api.post(f"{base}/{a}/scores", {"reviewer": "专家9", "score": 101}, expect=422)
+    api.post(f"{base}/{a}/funding", {"amount_fen": 700_000}, expect=200)
+    over = api.post(f"{base}/{b}/funding", {"amount_fen": 400_000}, expect=409)
+    assert over.json()["code"] == "budget-exceeded"
+    funded = api.post(f"{base}/{b}/funding", {"amount_fen": 300_000}, expect=200).json()
+    assert funded["funded_total_fen"] == 1_000_000
+    outsider = mint_key("unit_admin", network.other_institute)
+    api.post(f"{base}/{b}/milestones", {"title": "x"}, key=outsider, expect=403)
+    early = api.post(f"{base}/{a}/acceptance", {"final_score": 90}, expect=409)
+    assert early.json()["code"] == "no-milestones"
+    for project in (a, b):
+        api.post(f"{base}/{project}/milestones", {"title": "中期报告"}, expect=200)
+        api.post(
+            f"{base}/{project}/acceptance",
+            {"final_score": 88, "evaluation": "服务成效明显"},
+            expect=200,
+        )
+    not_yet = api.post(f"/v1/venture-calls/{call}/results", {"summary": "x"}, expect=409)
+    assert not_yet.json()["code"] == "deadline-not-passed"
+    clock.advance(timedelta(days=21))
+    published = api.post(
+        f"/v1/venture-calls/{call}/results", {"summary": "资助2个项目"}, expect=200
+    ).json()
+    assert published["status"] == "published"
+    closed = api.post(base, {"title": "x", "organisation": "y", "requested_fen": 1}, expect=409)
+    assert closed.json()["code"] == "call-closed"
+
+    view = api.get(f"/v1/venture-calls/{call}").json()
+    assert (view["status"], view["remaining_fen"]) == ("published", 0)
+    first = view["projects"][0]
+    assert (first["average_score"], first["funded_fen"], first["final_score"]) == (
+        88.0,
+        700_000,
+        88,
+    )
+    assert [s["score"] for s in first["scores"]] == [90, 86]
+    assert first["milestones"][0]["title"] == "中期报告"
+    api.get(f"/v1/venture-calls/{call}", key=mint_key("service", network.other_station), expect=403)
+
+    position = published["position"]
+    for unit in (network.institute, network.center):
+        figures = _metrics(api, unit, position)
+        assert figures["venture_projects_submitted"] == 2
+        assert (figures["venture_projects_funded"], figures["venture_funded_fen"]) == (
+            2,
+            1_000_000,
+        )
+    assert _metrics(api, network.station, position)["venture_projects_funded"] == 0
+    types = _audit_types(api, network.institute, position, "VentureCall")
+    assert types[0] == "Opened" and types[-1] == "ResultsPublished"
+    assert types.count("ProjectScored") == 3 and types.count("ProjectFunded") == 2

@@ -4,6 +4,7 @@ run on SQLite and on PostgreSQL (when the suite started it: ``CIVIC_PG_DSN``).""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -15,7 +16,7 @@ from domain.wishes import Wish
 from services import commands as c
 from services.application import BatchItem, CivicApplication
 from services.principals import SYSTEM, ForbiddenError, Principal, Role
-from tests.unit.test_services import _network, _volunteer, app
+from tests.unit.test_services import NOW, _network, _volunteer, app
 
 __all__ = ["app"]  # the parametrised fixture, shared with test_services
 
@@ -199,3 +200,67 @@ def test_a_claim_command_names_exactly_one_claimant() -> None:
         c.ClaimWish(wish_id=uuid4())
     with pytest.raises(ValueError, match="either volunteer_id or claimant_ref"):
         c.ClaimWish(wish_id=uuid4(), volunteer_id=uuid4(), claimant_ref="x")
+
+
+# -- venture calls ---------------------------------------------------------------------
+
+
+def _call(app: CivicApplication, unit: UUID, budget: int) -> UUID:
+    cmd = c.OpenVentureCall(
+        unit_id=unit, title="公益创投", budget_fen=budget, deadline=NOW + timedelta(days=30)
+    )
+    return UUID(app.execute(cmd, SYSTEM).result["call_id"])
+
+
+def _scored_project(app: CivicApplication, call: UUID, requested: int) -> UUID:
+    cmd = c.SubmitProject(
+        call_id=call, title="助老", organisation="社工站", requested_fen=requested
+    )
+    project = UUID(app.execute(cmd, SYSTEM).result["project_id"])
+    app.execute(c.ScoreProject(call_id=call, project_id=project, reviewer="A", score=80), SYSTEM)
+    return project
+
+
+def test_concurrent_funding_never_exceeds_the_budget(app: CivicApplication) -> None:
+    ids = _network(app)
+    call = _call(app, ids["institute"], budget=10_000)
+    projects = [_scored_project(app, call, 4_000) for _ in range(4)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(projects))
+
+    def fund(project: UUID) -> None:
+        barrier.wait()
+        try:
+            app.execute(c.FundProject(call_id=call, project_id=project, amount_fen=4_000), SYSTEM)
+            outcomes.append("funded")
+        except ConflictError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=fund, args=(p,)) for p in projects]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["budget-exceeded"] * 2 + ["funded"] * 2
+    assert app.repository.get(call).funded_total_fen == 8_000
+
+
+def test_venture_calls_are_acted_on_only_within_ones_subtree(app: CivicApplication) -> None:
+    ids = _network(app)
+    call = _call(app, ids["s1"], budget=10_000)
+    other_station = Principal("k1", "s2 kiosk", Role.SERVICE, ids["s2"])
+    cmd = c.SubmitProject(call_id=call, title="x", organisation="y", requested_fen=1)
+    with pytest.raises(ForbiddenError):
+        app.execute(cmd, other_station)
+    with pytest.raises(ForbiddenError):
+        app.execute(
+            c.OpenVentureCall(
+                unit_id=ids["institute"],
+                title="x",
+                budget_fen=1,
+                deadline=NOW + timedelta(days=1),
+            ),
+            other_station,
+        )
+    institute_admin = Principal("k2", "i admin", Role.UNIT_ADMIN, ids["institute"])
+    assert app.execute(cmd, institute_admin).result["project_status"] == "submitted"

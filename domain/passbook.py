@@ -26,6 +26,7 @@ class AwardKind:
     MANUAL = "manual"  # e.g. household civility checks (文明户评比)
     ADJUSTMENT = "adjustment"  # an admin's correction
     CORRECTION = "correction"  # more points for a corrected service record
+    WISH = "wish"  # a micro-wish (微心愿) the volunteer fulfilled, confirmed by the unit
 
 
 @dataclass

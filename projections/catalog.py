@@ -10,6 +10,7 @@ from projections.base import Projection
 from projections.leaderboard import LeaderboardProjection
 from projections.periods import DEFAULT_TIMEZONE
 from projections.unit_metrics import UnitMetricsProjection
+from projections.wish_board import WishBoardProjection
 
 
 class ProjectionFactory(Protocol):
@@ -20,6 +21,7 @@ PROJECTIONS: Final[dict[str, ProjectionFactory]] = {
     LeaderboardProjection.name: LeaderboardProjection,
     UnitMetricsProjection.name: UnitMetricsProjection,
     AuditTrailProjection.name: AuditTrailProjection,
+    WishBoardProjection.name: WishBoardProjection,
 }
 
 

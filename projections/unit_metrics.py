@@ -13,7 +13,13 @@ Where an event is attributed:
 * points awarded, deducted, redeemed (net of refunds) and expired, volunteers
   registered and active volunteers: the volunteer's home lineage;
 * redemptions requested, cancelled and fulfilled: the lineage of the unit that
-  listed the reward.
+  listed the reward;
+* micro-wishes posted, fulfilled (confirmed by the unit) and cancelled: the
+  lineage of the unit that posted the wish; venture projects submitted, funded
+  and the amounts funded (fen): the lineage of the unit that opened the call;
+  charity-fund money in and out (fen): the lineage of the fund's unit. The fund
+  balance is derivable: ``fund_net_fen`` = in − out (for ``all``, the balance of
+  every fund in the subtree).
 
 Counters are rolled up when written: one row per (unit, period). Distinct counts
 (participants, active volunteers) cannot be added up a hierarchy (a volunteer
@@ -33,12 +39,15 @@ from operator import add
 from typing import Final
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.activities import Activity
+from domain.funds import Fund
 from domain.passbook import Passbook
 from domain.redemptions import Redemption
+from domain.venture import VentureCall
 from domain.volunteers import Volunteer
+from domain.wishes import Wish
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import (
@@ -70,6 +79,14 @@ COUNTERS: Final = (
     "redemptions_cancelled",
     "redemptions_fulfilled",
     "volunteers_registered",
+    "wishes_posted",
+    "wishes_fulfilled",
+    "wishes_cancelled",
+    "venture_projects_submitted",
+    "venture_projects_funded",
+    "venture_funded_fen",
+    "fund_in_fen",
+    "fund_out_fen",
 )
 (
     PUBLISHED,
@@ -89,7 +106,15 @@ COUNTERS: Final = (
     REDEMPTIONS_CANCELLED,
     FULFILLED,
     REGISTERED,
-) = range(len(COUNTERS))
+) = range(COUNTERS.index("volunteers_registered") + 1)
+WISHES_POSTED = COUNTERS.index("wishes_posted")
+WISHES_FULFILLED = COUNTERS.index("wishes_fulfilled")
+WISHES_CANCELLED = COUNTERS.index("wishes_cancelled")
+PROJECTS_SUBMITTED = COUNTERS.index("venture_projects_submitted")
+PROJECTS_FUNDED = COUNTERS.index("venture_projects_funded")
+FUNDED_FEN = COUNTERS.index("venture_funded_fen")
+FUND_IN = COUNTERS.index("fund_in_fen")
+FUND_OUT = COUNTERS.index("fund_out_fen")
 
 METRIC_GRANULARITIES: Final[tuple[Granularity, ...]] = ("day", "month", "quarter", "year", "all")
 
@@ -186,6 +211,14 @@ def _lineage(value: object) -> Lineage:
     return tuple(value)
 
 
+def _add_missing_counters(conn: sqlite3.Connection) -> None:
+    """A view built before a counter existed gains its column (zero until rebuilt)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(um_counters)")}
+    for counter in COUNTERS:
+        if counter not in present:
+            conn.execute(f"ALTER TABLE um_counters ADD COLUMN {counter} INTEGER NOT NULL DEFAULT 0")
+
+
 class UnitMetricsProjection(Projection):
     name = "unit_metrics"
 
@@ -203,6 +236,7 @@ class UnitMetricsProjection(Projection):
     def create_tables(self, conn: sqlite3.Connection) -> None:
         for statement in DDL:
             conn.execute(statement)
+        _add_missing_counters(conn)
         remember_timezone(conn, self.clock.timezone)
 
     def begin_batch(self, conn: sqlite3.Connection) -> MetricsBatch:
@@ -491,6 +525,82 @@ class UnitMetricsProjection(Projection):
         lineage = self._lineage_of(conn, envelope.aggregate_id)
         self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), FULFILLED, 1)
 
+    # -- micro-wishes, venture calls, charity funds ------------------------------------
+
+    def _created(
+        self, batch: MetricsBatch, envelope: EventEnvelope, kind: str, counter: int | None
+    ) -> None:
+        lineage = _lineage(envelope.payload["unit_path"])
+        self._remember(batch, envelope.aggregate_id, kind, lineage)
+        if counter is not None:
+            self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), counter, 1)
+
+    def _add(
+        self,
+        conn: sqlite3.Connection,
+        batch: MetricsBatch,
+        envelope: EventEnvelope,
+        counter: int,
+        amount: int = 1,
+    ) -> None:
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), counter, amount)
+
+    @handles(Wish.Posted)
+    def wish_posted(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._created(batch, envelope, "wish", WISHES_POSTED)
+
+    @handles(Wish.Confirmed)
+    def wish_fulfilled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, WISHES_FULFILLED)
+
+    @handles(Wish.Cancelled)
+    def wish_cancelled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, WISHES_CANCELLED)
+
+    @handles(VentureCall.Opened)
+    def venture_call_opened(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._created(batch, envelope, "venture_call", None)
+
+    @handles(VentureCall.ProjectSubmitted)
+    def venture_project_submitted(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, PROJECTS_SUBMITTED)
+
+    @handles(VentureCall.ProjectFunded)
+    def venture_project_funded(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, PROJECTS_FUNDED)
+        self._add(conn, batch, envelope, FUNDED_FEN, envelope.payload["amount_fen"])
+
+    @handles(Fund.Opened)
+    def fund_opened(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._created(batch, envelope, "fund", None)
+
+    @handles(Fund.MoneyReceived)
+    def fund_received(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, FUND_IN, envelope.payload["amount_fen"])
+
+    @handles(Fund.MoneyDisbursed)
+    def fund_disbursed(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, FUND_OUT, envelope.payload["amount_fen"])
+
 
 # -- queries -------------------------------------------------------------------------
 
@@ -523,6 +633,17 @@ class UnitMetrics(BaseModel):
     redemptions_fulfilled: int = 0
     active_volunteers: int = 0
     volunteers_registered: int = 0
+    wishes_posted: int = 0
+    wishes_fulfilled: int = 0
+    wishes_cancelled: int = 0
+    venture_projects_submitted: int = 0
+    venture_projects_funded: int = 0
+    venture_funded_fen: int = 0
+    fund_in_fen: int = 0
+    fund_out_fen: int = 0
+    fund_net_fen: int = Field(
+        default=0, description="fund money in − out; for granularity all, the funds' balance"
+    )
 
 
 def _check_granularity(granularity: str) -> None:
@@ -590,6 +711,7 @@ def series(
                 granularity=granularity,
                 period_key=key,
                 service_hours=round(minutes / 60, 2),
+                fund_net_fen=figures.get("fund_in_fen", 0) - figures.get("fund_out_fen", 0),
                 **figures,
                 **distinct[key],
             )

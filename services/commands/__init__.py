@@ -37,6 +37,7 @@ from services.commands.corrections import (
     RejectServiceCorrection,
     RequestServiceCorrection,
 )
+from services.commands.funds import DisburseMoney, OpenFund, ReceiveMoney
 from services.commands.passbooks import AdjustPoints, AwardPoints, ExpirePoints
 from services.commands.rewards import (
     CancelRedemption,
@@ -47,11 +48,29 @@ from services.commands.rewards import (
     RestockReward,
 )
 from services.commands.units import CloseUnit, OpenUnit, RenameUnit
+from services.commands.venture import (
+    AcceptProject,
+    DeclineProject,
+    FundProject,
+    OpenVentureCall,
+    PublishVentureResults,
+    ReportMilestone,
+    ScoreProject,
+    SubmitProject,
+)
 from services.commands.volunteers import (
     RegisterVolunteer,
     ReinstateVolunteer,
     SuspendVolunteer,
     UpdateVolunteerProfile,
+)
+from services.commands.wishes import (
+    CancelWish,
+    ClaimWish,
+    ConfirmWish,
+    FulfilWish,
+    PostWish,
+    ReleaseWish,
 )
 
 AnyCommand = Annotated[
@@ -81,11 +100,29 @@ AnyCommand = Annotated[
     | CancelRedemption
     | RequestServiceCorrection
     | ApproveServiceCorrection
-    | RejectServiceCorrection,
+    | RejectServiceCorrection
+    | OpenFund
+    | ReceiveMoney
+    | DisburseMoney
+    | PostWish
+    | ClaimWish
+    | ReleaseWish
+    | FulfilWish
+    | ConfirmWish
+    | CancelWish
+    | OpenVentureCall
+    | SubmitProject
+    | ScoreProject
+    | FundProject
+    | DeclineProject
+    | ReportMilestone
+    | AcceptProject
+    | PublishVentureResults,
     Field(discriminator="type"),
 ]
 
 __all__ = [
+    "AcceptProject",
     "AdjustPoints",
     "AnyCommand",
     "ApproveServiceCorrection",
@@ -93,31 +130,47 @@ __all__ = [
     "CancelActivity",
     "CancelRedemption",
     "CancelSignup",
+    "CancelWish",
     "CheckIn",
     "CheckOut",
+    "ClaimWish",
     "CloseActivity",
     "CloseUnit",
     "Code",
     "Command",
     "ConfirmService",
+    "ConfirmWish",
+    "DeclineProject",
     "DelistReward",
+    "DisburseMoney",
     "ExpirePoints",
     "FulfilRedemption",
+    "FulfilWish",
+    "FundProject",
     "Hours",
     "ListReward",
     "LongText",
+    "OpenFund",
     "OpenUnit",
+    "OpenVentureCall",
     "Phone",
+    "PostWish",
     "PublishActivity",
+    "PublishVentureResults",
     "Reason",
+    "ReceiveMoney",
     "Redeem",
     "RegisterVolunteer",
     "ReinstateVolunteer",
     "RejectServiceCorrection",
+    "ReleaseWish",
     "RenameUnit",
+    "ReportMilestone",
     "RequestServiceCorrection",
     "RestockReward",
+    "ScoreProject",
     "SignUp",
+    "SubmitProject",
     "SuspendVolunteer",
     "Text",
     "UpdateVolunteerProfile",

@@ -9,7 +9,17 @@ module per resource, each with its own ``HANDLERS``; this one merges them.
 from __future__ import annotations
 
 from services.commands import Command
-from services.handlers import activities, corrections, passbooks, rewards, units, volunteers
+from services.handlers import (
+    activities,
+    corrections,
+    funds,
+    passbooks,
+    rewards,
+    units,
+    venture,
+    volunteers,
+    wishes,
+)
 from services.handlers.base import Context, Handler, Result
 
 HANDLERS: dict[type[Command], Handler] = {
@@ -19,6 +29,9 @@ HANDLERS: dict[type[Command], Handler] = {
     **passbooks.HANDLERS,
     **rewards.HANDLERS,
     **corrections.HANDLERS,
+    **funds.HANDLERS,
+    **wishes.HANDLERS,
+    **venture.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "Context", "Handler", "Result"]

@@ -11,7 +11,9 @@ from uuid import uuid4
 
 import pytest
 
+from projections.catalog import PROJECTIONS
 from projections.envelope import EventEnvelope
+from projections.view_files import live_path
 from services import commands as c
 from services.audit_replay.check import CheckReport, run_check
 from services.audit_replay.ledger import Ledger
@@ -26,7 +28,7 @@ def _check(platform: Platform) -> CheckReport:
 
 
 def _tamper(platform: Platform, view: str, sql: str, *args: object) -> None:
-    path = platform.settings.views_dir / f"{view}.sqlite"
+    path = live_path(platform.settings.views_dir, view)
     with closing(sqlite3.connect(path)) as conn, conn:
         assert conn.execute(sql, args).rowcount >= 1
 
@@ -46,8 +48,10 @@ def test_served_views_match_the_history(audit_platform: Platform, district: Dist
     catch_up(audit_platform)
     report = _check(audit_platform)
     assert report.ok, report.model_dump_json(indent=2)
-    assert {v.name for v in report.views} == {"leaderboard", "unit_metrics", "audit_trail"}
-    assert all(v.rows_compared > 0 and v.lag == 0 for v in report.views)
+    assert {v.name for v in report.views} == set(PROJECTIONS)
+    assert all(v.lag == 0 for v in report.views)
+    compared = {v.name: v.rows_compared for v in report.views}
+    assert all(compared[name] > 0 for name in ("leaderboard", "unit_metrics", "audit_trail"))
     assert report.events_read == audit_platform.app.head()
     assert {i.name: i.ok for i in report.invariants} == dict.fromkeys(
         (i.name for i in report.invariants), True

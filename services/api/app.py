@@ -27,6 +27,7 @@ from services.api.routes import (
     passbooks,
     reports,
     rewards,
+    teams,
     units,
     volunteers,
 )
@@ -60,6 +61,7 @@ TAGS = [
     {"name": "passbooks", "description": "Points: balance, lots, statement, awards"},
     {"name": "rewards", "description": "The exchange bank's catalogue"},
     {"name": "redemptions", "description": "Points exchanged for rewards"},
+    {"name": "teams", "description": "Volunteer teams (志愿服务队): corps, detachments, teams"},
     {"name": "batch", "description": "Many commands in one transaction"},
     {"name": "reports", "description": "Leaderboards (from the read models)"},
     {"name": "audit", "description": "Who did what, when"},
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         passbooks.router,
         rewards.rewards,
         rewards.redemptions,
+        teams.router,
         batch.router,
         reports.router,
         keys.router,

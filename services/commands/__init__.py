@@ -41,6 +41,14 @@ from services.commands.rewards import (
     Redeem,
     RestockReward,
 )
+from services.commands.teams import (
+    AssignActivityToTeam,
+    ChangeTeamLeader,
+    DisbandTeam,
+    FormTeam,
+    JoinTeam,
+    LeaveTeam,
+)
 from services.commands.units import CloseUnit, OpenUnit, RenameUnit
 from services.commands.volunteers import (
     RegisterVolunteer,
@@ -73,17 +81,25 @@ AnyCommand = Annotated[
     | DelistReward
     | Redeem
     | FulfilRedemption
-    | CancelRedemption,
+    | CancelRedemption
+    | FormTeam
+    | JoinTeam
+    | LeaveTeam
+    | ChangeTeamLeader
+    | DisbandTeam
+    | AssignActivityToTeam,
     Field(discriminator="type"),
 ]
 
 __all__ = [
     "AdjustPoints",
     "AnyCommand",
+    "AssignActivityToTeam",
     "AwardPoints",
     "CancelActivity",
     "CancelRedemption",
     "CancelSignup",
+    "ChangeTeamLeader",
     "CheckIn",
     "CheckOut",
     "CloseActivity",
@@ -92,9 +108,13 @@ __all__ = [
     "Command",
     "ConfirmService",
     "DelistReward",
+    "DisbandTeam",
     "ExpirePoints",
+    "FormTeam",
     "FulfilRedemption",
     "Hours",
+    "JoinTeam",
+    "LeaveTeam",
     "ListReward",
     "LongText",
     "OpenUnit",

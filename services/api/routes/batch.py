@@ -32,6 +32,8 @@ CREATING: frozenset[type[c.Command]] = frozenset(
         c.AdjustPoints,
         c.ListReward,
         c.Redeem,
+        c.FormTeam,
+        c.JoinTeam,
     }
 )
 

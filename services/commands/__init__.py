@@ -32,6 +32,20 @@ from services.commands.base import (
     When,
     minutes,
 )
+from services.commands.orders import (
+    AcceptOrder,
+    ApproveOrder,
+    CompleteOrder,
+    DeclineOrder,
+    DispatchOrder,
+    PassOrderDown,
+    PlaceOrder,
+    RateOrder,
+    RejectOrder,
+    ServiceLine,
+    ShowcaseOrder,
+    TakeOrder,
+)
 from services.commands.passbooks import AdjustPoints, AwardPoints, ExpirePoints
 from services.commands.rewards import (
     CancelRedemption,
@@ -41,6 +55,7 @@ from services.commands.rewards import (
     Redeem,
     RestockReward,
 )
+from services.commands.service_menu import AddMenuItem, ReviseMenuItem, WithdrawMenuItem
 from services.commands.teams import (
     AssignActivityToTeam,
     ChangeTeamLeader,
@@ -87,13 +102,30 @@ AnyCommand = Annotated[
     | LeaveTeam
     | ChangeTeamLeader
     | DisbandTeam
-    | AssignActivityToTeam,
+    | AssignActivityToTeam
+    | AddMenuItem
+    | ReviseMenuItem
+    | WithdrawMenuItem
+    | PlaceOrder
+    | ApproveOrder
+    | RejectOrder
+    | DispatchOrder
+    | PassOrderDown
+    | TakeOrder
+    | AcceptOrder
+    | DeclineOrder
+    | CompleteOrder
+    | RateOrder
+    | ShowcaseOrder,
     Field(discriminator="type"),
 ]
 
 __all__ = [
+    "AcceptOrder",
+    "AddMenuItem",
     "AdjustPoints",
     "AnyCommand",
+    "ApproveOrder",
     "AssignActivityToTeam",
     "AwardPoints",
     "CancelActivity",
@@ -106,9 +138,12 @@ __all__ = [
     "CloseUnit",
     "Code",
     "Command",
+    "CompleteOrder",
     "ConfirmService",
+    "DeclineOrder",
     "DelistReward",
     "DisbandTeam",
+    "DispatchOrder",
     "ExpirePoints",
     "FormTeam",
     "FulfilRedemption",
@@ -118,18 +153,27 @@ __all__ = [
     "ListReward",
     "LongText",
     "OpenUnit",
+    "PassOrderDown",
     "Phone",
+    "PlaceOrder",
     "PublishActivity",
+    "RateOrder",
     "Reason",
     "Redeem",
     "RegisterVolunteer",
     "ReinstateVolunteer",
+    "RejectOrder",
     "RenameUnit",
     "RestockReward",
+    "ReviseMenuItem",
+    "ServiceLine",
+    "ShowcaseOrder",
     "SignUp",
     "SuspendVolunteer",
+    "TakeOrder",
     "Text",
     "UpdateVolunteerProfile",
     "When",
+    "WithdrawMenuItem",
     "minutes",
 ]

@@ -9,7 +9,16 @@ module per resource, each with its own ``HANDLERS``; this one merges them.
 from __future__ import annotations
 
 from services.commands import Command
-from services.handlers import activities, passbooks, rewards, teams, units, volunteers
+from services.handlers import (
+    activities,
+    orders,
+    passbooks,
+    rewards,
+    service_menu,
+    teams,
+    units,
+    volunteers,
+)
 from services.handlers.base import Context, Handler, Result
 
 HANDLERS: dict[type[Command], Handler] = {
@@ -19,6 +28,8 @@ HANDLERS: dict[type[Command], Handler] = {
     **passbooks.HANDLERS,
     **rewards.HANDLERS,
     **teams.HANDLERS,
+    **service_menu.HANDLERS,
+    **orders.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "Context", "Handler", "Result"]

@@ -34,6 +34,8 @@ CREATING: frozenset[type[c.Command]] = frozenset(
         c.Redeem,
         c.FormTeam,
         c.JoinTeam,
+        c.AddMenuItem,
+        c.PlaceOrder,
     }
 )
 

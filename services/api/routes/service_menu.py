@@ -1,0 +1,82 @@
+"""A unit's service menu (服务菜单): the items residents may order."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from services import commands as c
+from services import order_queries
+from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.execute import run
+from services.api.order_schemas import MenuItemResult, ReviseMenuItemBody
+from services.api.problems import problems
+from services.api.schemas import ReasonBody
+
+router = APIRouter(prefix="/v1/service-menu", tags=["service menu"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Add an item to a unit's service menu",
+    responses=problems(403, 404, 409),
+)
+def add_item(
+    command: c.AddMenuItem,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> MenuItemResult:
+    return run(
+        platform,
+        principal,
+        command,
+        idempotency_key,
+        response,
+        MenuItemResult,
+        location=lambda r: f"/v1/service-menu/{r.item_id}",
+    )
+
+
+@router.get("/{item_id}", summary="A menu item", responses=problems(403, 404))
+def get_item(
+    item_id: UUID, platform: PlatformDep, principal: PrincipalDep
+) -> order_queries.MenuItemView:
+    return order_queries.get_menu_item(platform.app, principal, item_id)
+
+
+@router.post(
+    "/{item_id}/revise",
+    summary="Revise a menu item (orders already placed keep what they were placed with)",
+    responses=problems(403, 404, 409),
+)
+def revise_item(
+    item_id: UUID,
+    body: ReviseMenuItemBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> MenuItemResult:
+    command = c.ReviseMenuItem(item_id=item_id, **body.model_dump())
+    return run(platform, principal, command, idempotency_key, response, MenuItemResult)
+
+
+@router.post(
+    "/{item_id}/withdraw",
+    summary="Withdraw a menu item (no new orders; open orders go on)",
+    responses=problems(403, 404, 409),
+)
+def withdraw_item(
+    item_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> MenuItemResult:
+    command = c.WithdrawMenuItem(item_id=item_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, MenuItemResult)

@@ -36,7 +36,18 @@ from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import DEFAULT_TIMEZONE
 
-PERSONAL_FIELDS: Final = frozenset({"name", "phone", "document_masked"})
+PERSONAL_FIELDS: Final = frozenset(
+    {
+        "name",
+        "phone",
+        "document_masked",
+        # a service order's resident (ServiceOrder.Placed)
+        "resident_ref",
+        "resident_name",
+        "resident_phone",
+        "address",
+    }
+)
 MAX_TEXT: Final = 500  # longer free text (descriptions, notes) is cut in summaries
 MAX_PAGE: Final = 1000
 _MEMO_LIMIT: Final = 500_000

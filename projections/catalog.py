@@ -8,7 +8,9 @@ from typing import Final, Protocol
 from projections.audit_trail import AuditTrailProjection
 from projections.base import Projection
 from projections.leaderboard import LeaderboardProjection
+from projections.order_board import OrderBoardProjection
 from projections.periods import DEFAULT_TIMEZONE
+from projections.team_metrics import TeamMetricsProjection
 from projections.unit_metrics import UnitMetricsProjection
 
 
@@ -20,6 +22,8 @@ PROJECTIONS: Final[dict[str, ProjectionFactory]] = {
     LeaderboardProjection.name: LeaderboardProjection,
     UnitMetricsProjection.name: UnitMetricsProjection,
     AuditTrailProjection.name: AuditTrailProjection,
+    OrderBoardProjection.name: OrderBoardProjection,
+    TeamMetricsProjection.name: TeamMetricsProjection,
 }
 
 

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
+from domain.orders import OrderStatus
+from projections import order_board
 from services import commands as c
 from services import order_queries
 from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
@@ -23,7 +27,10 @@ from services.api.order_schemas import (
     TeamBody,
 )
 from services.api.problems import problems
+from services.api.routes.reports import MinPosition, _reader, _scope
 from services.api.schemas import ReasonBody
+from services.bootstrap import Platform
+from services.principals import Principal
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -59,6 +66,79 @@ def place(
     return run(
         platform, principal, command, idempotency_key, response, OrderResult, location=_location
     )
+
+
+class OrderList(BaseModel):
+    unit_id: UUID | None = Field(description="the subtree listed; null for the whole network")
+    items: list[order_board.OrderSummary]
+    position: int = Field(description="the store position the read model has applied")
+
+
+def _list(
+    platform: Platform,
+    principal: Principal,
+    unit_id: UUID | None,
+    min_position: int | None,
+    **filters: Any,
+) -> OrderList:
+    scope = _scope(platform, principal, unit_id)
+    conn = _reader(platform, order_board.OrderBoardProjection.name, min_position)
+    items = order_board.orders(
+        conn,
+        str(scope) if scope is not None else None,
+        platform.settings.order_deadlines,
+        now=platform.app.clock(),
+        **filters,
+    )
+    position = platform.runners[order_board.OrderBoardProjection.name].position
+    return OrderList(unit_id=scope, items=items, position=position)
+
+
+@router.get(
+    "",
+    summary="A unit's orders (received or handled in its subtree), oldest first",
+    description="Filter by `status` and `team_id`; each order shows its step's deadline.",
+    responses=problems(403, 404, 503),
+)
+def list_orders(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    unit_id: UUID | None = None,
+    status: OrderStatus | None = None,
+    team_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=order_board.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    min_position: MinPosition = None,
+) -> OrderList:
+    return _list(
+        platform,
+        principal,
+        unit_id,
+        min_position,
+        status=status,
+        team_id=str(team_id) if team_id else None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/overdue",
+    summary="A unit's open orders past the deadline of the step they wait in",
+    description=(
+        "Deadlines per step (review, dispatch, accept, complete) come from the settings "
+        "(`CIVIC_ORDER_*_MINUTES`) unless the menu item overrides them."
+    ),
+    responses=problems(403, 404, 503),
+)
+def list_overdue(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    unit_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=order_board.MAX_PAGE)] = 100,
+    min_position: MinPosition = None,
+) -> OrderList:
+    return _list(platform, principal, unit_id, min_position, overdue_only=True, limit=limit)
 
 
 @router.get(

@@ -5,13 +5,16 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
 
+from projections import order_board
 from services import commands as c
-from services import order_queries
+from services import order_queries, queries
 from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
 from services.api.execute import run
 from services.api.order_schemas import MenuItemResult, ReviseMenuItemBody
 from services.api.problems import problems
+from services.api.routes.reports import MinPosition, _reader
 from services.api.schemas import ReasonBody
 
 router = APIRouter(prefix="/v1/service-menu", tags=["service menu"])
@@ -39,6 +42,31 @@ def add_item(
         MenuItemResult,
         location=lambda r: f"/v1/service-menu/{r.item_id}",
     )
+
+
+class Menu(BaseModel):
+    unit_id: UUID
+    items: list[order_board.MenuEntry]
+    position: int = Field(description="the store position the read model has applied")
+
+
+@router.get(
+    "",
+    summary="The menu items of a unit and of the units below it",
+    responses=problems(403, 404, 503),
+)
+def list_items(
+    unit_id: UUID,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    include_withdrawn: bool = False,
+    min_position: MinPosition = None,
+) -> Menu:
+    principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    conn = _reader(platform, order_board.OrderBoardProjection.name, min_position)
+    items = order_board.menu(conn, str(unit_id), include_withdrawn=include_withdrawn)
+    position = platform.runners[order_board.OrderBoardProjection.name].position
+    return Menu(unit_id=unit_id, items=items, position=position)
 
 
 @router.get("/{item_id}", summary="A menu item", responses=problems(403, 404))

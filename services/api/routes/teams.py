@@ -6,12 +6,15 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
+from projections import team_metrics
 from services import commands as c
 from services import team_queries
 from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
 from services.api.execute import run
-from services.api.problems import problems
+from services.api.problems import ProblemError, problems
+from services.api.routes.reports import MetricGranularity, MinPosition, _reader, _scope
 from services.api.schemas import ReasonBody
 from services.api.team_schemas import (
     ActivityAssigned,
@@ -59,6 +62,72 @@ def form(
         TeamFormed,
         location=lambda r: _team(r.team_id),
     )
+
+
+class TeamBoard(BaseModel):
+    unit_id: UUID | None = Field(description="the subtree ranked; null for the whole network")
+    by: team_metrics.TeamRankBy
+    granularity: MetricGranularity
+    entries: list[team_metrics.TeamFigures]
+    position: int = Field(description="the store position the read model has applied")
+
+
+@router.get(
+    "/leaderboard",
+    summary="Teams of a subtree ranked by service minutes, orders completed or ratings",
+    responses=problems(403, 404, 503),
+)
+def get_board(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    unit_id: UUID | None = None,
+    by: team_metrics.TeamRankBy = "service_minutes",
+    granularity: MetricGranularity = "all",
+    period_key: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    min_position: MinPosition = None,
+) -> TeamBoard:
+    scope = _scope(platform, principal, unit_id)
+    conn = _reader(platform, team_metrics.TeamMetricsProjection.name, min_position)
+    try:
+        entries = team_metrics.board(
+            conn,
+            str(scope) if scope is not None else None,
+            by=by,
+            granularity=granularity,
+            period_key=period_key,
+            limit=limit,
+        )
+    except ValueError as exc:
+        raise ProblemError(422, "invalid-period", str(exc)) from None
+    position = platform.runners[team_metrics.TeamMetricsProjection.name].position
+    return TeamBoard(
+        unit_id=scope, by=by, granularity=granularity, entries=entries, position=position
+    )
+
+
+@router.get(
+    "/{team_id}/metrics",
+    summary="A team's figures for one period: orders, service time, ratings, members",
+    responses=problems(403, 404, 503),
+)
+def get_metrics(
+    team_id: UUID,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    granularity: MetricGranularity = "all",
+    period_key: Annotated[str | None, Query(max_length=16)] = None,
+    min_position: MinPosition = None,
+) -> team_metrics.TeamFigures:
+    team_queries.get_team(platform.app, principal, team_id)  # exists, and may be read
+    conn = _reader(platform, team_metrics.TeamMetricsProjection.name, min_position)
+    try:
+        figures = team_metrics.team(conn, str(team_id), granularity, period_key)
+    except ValueError as exc:
+        raise ProblemError(422, "invalid-period", str(exc)) from None
+    if figures is None:
+        raise ProblemError(503, "projection-behind", "the team is not in the read model yet")
+    return figures
 
 
 @router.get(

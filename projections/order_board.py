@@ -68,6 +68,14 @@ DDL: Final = (
 )
 
 
+def _path(value: object) -> str:
+    """A unit lineage from a payload, stored as unit ids joined by '/'."""
+    if not isinstance(value, list) or not value or not all(isinstance(u, str) for u in value):
+        msg = f"a unit lineage must be a non-empty list of unit ids, got {value!r}"
+        raise TypeError(msg)
+    return "/".join(value)
+
+
 def _set(conn: sqlite3.Connection, order_id: object, **columns: Any) -> None:
     assignments = ", ".join(f"{name} = ?" for name in columns)
     conn.execute(
@@ -102,7 +110,7 @@ class OrderBoardProjection(Projection):
             (
                 str(envelope.aggregate_id),
                 p["unit_id"],
-                "/".join(p["unit_path"]),
+                _path(p["unit_path"]),
                 p["category"],
                 p["title"],
                 p["description"],
@@ -140,7 +148,7 @@ class OrderBoardProjection(Projection):
     @handles(ServiceOrder.Placed)
     def placed(self, conn: sqlite3.Connection, batch: None, envelope: EventEnvelope) -> None:
         p = envelope.payload
-        lineage = "/".join(p["unit_path"])
+        lineage = _path(p["unit_path"])
         conn.execute(
             "INSERT INTO ob_orders (order_id, unit_id, unit_lineage, handling_unit_id, "
             "handling_lineage, menu_item_id, category, title, channel, status, open_to_teams, "
@@ -194,7 +202,7 @@ class OrderBoardProjection(Projection):
             conn,
             envelope.aggregate_id,
             handling_unit_id=p["unit_id"],
-            handling_lineage="/".join(p["unit_path"]),
+            handling_lineage=_path(p["unit_path"]),
             step_since=p["at"],
         )
 

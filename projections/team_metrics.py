@@ -86,6 +86,15 @@ UPSERT: Final = (
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTERS)
 )
 
+
+def _path(value: object) -> str:
+    """A unit lineage from a payload, stored as unit ids joined by '/'."""
+    if not isinstance(value, list) or not value or not all(isinstance(u, str) for u in value):
+        msg = f"a unit lineage must be a non-empty list of unit ids, got {value!r}"
+        raise TypeError(msg)
+    return "/".join(value)
+
+
 # (team id, local day) -> a delta per counter
 TeamBatch = dict[tuple[str, str], list[int]]
 
@@ -128,7 +137,7 @@ class TeamMetricsProjection(Projection):
             (
                 str(envelope.aggregate_id),
                 p["unit_id"],
-                "/".join(p["unit_path"]),
+                _path(p["unit_path"]),
                 p["name"],
                 p["kind"],
                 p["parent_team_id"],

@@ -65,11 +65,6 @@ def test_a_year_of_orders_loads_without_refusals(tmp_path: Path) -> None:
             document_secret=SECRET,
             points_rule=app.points_rule,
         )
-        # UpdateVolunteerProfile has no handler on main yet (services/handlers/volunteers.py
-        # leaves it out of HANDLERS): leave those steps out of this test
-        plan.steps[:] = [
-            s for s in plan.steps if not isinstance(s.command, c.UpdateVolunteerProfile)
-        ]
         report = load(app, plan)
         assert report.failed == Counter(), report.failures[:5]
     finally:

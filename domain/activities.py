@@ -132,6 +132,12 @@ class Activity(CivicAggregate):
         reason: str
         approved_by: str
 
+    class AssignedToTeam(CivicAggregate.Event):
+        """A volunteer team (志愿服务队) was made responsible for the activity."""
+
+        team_id: UUID
+        reason: str
+
     @classmethod
     def publish(
         cls,
@@ -205,6 +211,7 @@ class Activity(CivicAggregate):
         self.status = ActivityStatus.PUBLISHED
         self.attendance: dict[UUID, Attendance] = {}
         self.waitlist: list[UUID] = []
+        self.team_id: UUID | None = None
 
     # -- queries ---------------------------------------------------------------
 
@@ -507,6 +514,25 @@ class Activity(CivicAggregate):
     @event(Closed)
     def _close(self) -> None:
         self.status = ActivityStatus.CLOSED
+
+    # -- teams -------------------------------------------------------------------
+
+    def assign_to_team(self, team_id: UUID, team_lineage: list[UUID], reason: str) -> None:
+        """Give the activity to a team whose unit is on the activity's unit's line
+        (the same unit, one above it or one below it)."""
+        self._ensure_published()
+        if team_id == self.team_id:
+            raise ConflictError("the team is already assigned", code="unchanged")
+        if self.unit_id not in team_lineage and team_lineage[-1] not in self.unit_path:
+            raise RuleViolationError(
+                "the team's unit is neither above nor below the activity's unit",
+                code="team-outside-subtree",
+            )
+        self._assign_to_team(team_id=team_id, reason=reason)
+
+    @event(AssignedToTeam)
+    def _assign_to_team(self, team_id: UUID, reason: str) -> None:
+        self.team_id = team_id
 
     def _ensure_published(self) -> None:
         if self.status != ActivityStatus.PUBLISHED:

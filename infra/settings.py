@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.orders import OrderDeadlines
 from domain.points import ExpiryKind, ExpiryPolicy
 
 WEAK_SECRETS = {"", "changeme", "secret", "dev", "test"}
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
     expiry_days: int | None = None
     organizer_hours_factor: str = "4/5"  # points factor for hours entered by an organizer
 
+    # service orders: how long each step may take before the order is overdue
+    order_review_minutes: int = Field(default=24 * 60, ge=1)
+    order_dispatch_minutes: int = Field(default=24 * 60, ge=1)
+    order_accept_minutes: int = Field(default=24 * 60, ge=1)
+    order_complete_minutes: int = Field(default=7 * 24 * 60, ge=1)
+
     # API behaviour
     read_wait_timeout: float = Field(default=5.0, ge=0, le=30)
     max_body_bytes: int = 1_048_576
@@ -88,6 +95,15 @@ class Settings(BaseSettings):
     @cached_property
     def expiry_policy(self) -> ExpiryPolicy:
         return ExpiryPolicy(kind=self.expiry, days=self.expiry_days, timezone=self.timezone)
+
+    @cached_property
+    def order_deadlines(self) -> OrderDeadlines:
+        return OrderDeadlines(
+            review=self.order_review_minutes,
+            dispatch=self.order_dispatch_minutes,
+            accept=self.order_accept_minutes,
+            complete=self.order_complete_minutes,
+        )
 
     def document_secret_bytes(self) -> bytes:
         """The configured secret, or one generated once and kept in the data dir

@@ -46,6 +46,10 @@ PERSONAL_FIELDS: Final = frozenset(
         "claimant_ref",
         # charity funds: who gave the money
         "donor",
+        # a service order's resident (ServiceOrder.Placed)
+        "resident_name",
+        "resident_phone",
+        "address",
     }
 )
 MAX_TEXT: Final = 500  # longer free text (descriptions, notes) is cut in summaries

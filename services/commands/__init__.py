@@ -38,6 +38,20 @@ from services.commands.corrections import (
     RequestServiceCorrection,
 )
 from services.commands.funds import DisburseMoney, OpenFund, ReceiveMoney
+from services.commands.orders import (
+    AcceptOrder,
+    ApproveOrder,
+    CompleteOrder,
+    DeclineOrder,
+    DispatchOrder,
+    PassOrderDown,
+    PlaceOrder,
+    RateOrder,
+    RejectOrder,
+    ServiceLine,
+    ShowcaseOrder,
+    TakeOrder,
+)
 from services.commands.passbooks import AdjustPoints, AwardPoints, ExpirePoints
 from services.commands.rewards import (
     CancelRedemption,
@@ -46,6 +60,15 @@ from services.commands.rewards import (
     ListReward,
     Redeem,
     RestockReward,
+)
+from services.commands.service_menu import AddMenuItem, ReviseMenuItem, WithdrawMenuItem
+from services.commands.teams import (
+    AssignActivityToTeam,
+    ChangeTeamLeader,
+    DisbandTeam,
+    FormTeam,
+    JoinTeam,
+    LeaveTeam,
 )
 from services.commands.units import CloseUnit, OpenUnit, RenameUnit
 from services.commands.venture import (
@@ -117,20 +140,45 @@ AnyCommand = Annotated[
     | DeclineProject
     | ReportMilestone
     | AcceptProject
-    | PublishVentureResults,
+    | PublishVentureResults
+    | FormTeam
+    | JoinTeam
+    | LeaveTeam
+    | ChangeTeamLeader
+    | DisbandTeam
+    | AssignActivityToTeam
+    | AddMenuItem
+    | ReviseMenuItem
+    | WithdrawMenuItem
+    | PlaceOrder
+    | ApproveOrder
+    | RejectOrder
+    | DispatchOrder
+    | PassOrderDown
+    | TakeOrder
+    | AcceptOrder
+    | DeclineOrder
+    | CompleteOrder
+    | RateOrder
+    | ShowcaseOrder,
     Field(discriminator="type"),
 ]
 
 __all__ = [
+    "AcceptOrder",
     "AcceptProject",
+    "AddMenuItem",
     "AdjustPoints",
     "AnyCommand",
+    "ApproveOrder",
     "ApproveServiceCorrection",
+    "AssignActivityToTeam",
     "AwardPoints",
     "CancelActivity",
     "CancelRedemption",
     "CancelSignup",
     "CancelWish",
+    "ChangeTeamLeader",
     "CheckIn",
     "CheckOut",
     "ClaimWish",
@@ -138,42 +186,58 @@ __all__ = [
     "CloseUnit",
     "Code",
     "Command",
+    "CompleteOrder",
     "ConfirmService",
     "ConfirmWish",
+    "DeclineOrder",
     "DeclineProject",
     "DelistReward",
+    "DisbandTeam",
     "DisburseMoney",
+    "DispatchOrder",
     "ExpirePoints",
+    "FormTeam",
     "FulfilRedemption",
     "FulfilWish",
     "FundProject",
     "Hours",
+    "JoinTeam",
+    "LeaveTeam",
     "ListReward",
     "LongText",
     "OpenFund",
     "OpenUnit",
     "OpenVentureCall",
+    "PassOrderDown",
     "Phone",
+    "PlaceOrder",
     "PostWish",
     "PublishActivity",
     "PublishVentureResults",
+    "RateOrder",
     "Reason",
     "ReceiveMoney",
     "Redeem",
     "RegisterVolunteer",
     "ReinstateVolunteer",
+    "RejectOrder",
     "RejectServiceCorrection",
     "ReleaseWish",
     "RenameUnit",
     "ReportMilestone",
     "RequestServiceCorrection",
     "RestockReward",
+    "ReviseMenuItem",
     "ScoreProject",
+    "ServiceLine",
+    "ShowcaseOrder",
     "SignUp",
     "SubmitProject",
     "SuspendVolunteer",
+    "TakeOrder",
     "Text",
     "UpdateVolunteerProfile",
     "When",
+    "WithdrawMenuItem",
     "minutes",
 ]

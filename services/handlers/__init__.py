@@ -13,8 +13,11 @@ from services.handlers import (
     activities,
     corrections,
     funds,
+    orders,
     passbooks,
     rewards,
+    service_menu,
+    teams,
     units,
     venture,
     volunteers,
@@ -32,6 +35,9 @@ HANDLERS: dict[type[Command], Handler] = {
     **funds.HANDLERS,
     **wishes.HANDLERS,
     **venture.HANDLERS,
+    **teams.HANDLERS,
+    **service_menu.HANDLERS,
+    **orders.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "Context", "Handler", "Result"]

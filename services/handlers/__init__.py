@@ -9,7 +9,7 @@ module per resource, each with its own ``HANDLERS``; this one merges them.
 from __future__ import annotations
 
 from services.commands import Command
-from services.handlers import activities, passbooks, rewards, units, volunteers
+from services.handlers import activities, audit, passbooks, rewards, units, volunteers
 from services.handlers.base import Context, Handler, Result
 
 HANDLERS: dict[type[Command], Handler] = {
@@ -18,6 +18,7 @@ HANDLERS: dict[type[Command], Handler] = {
     **activities.HANDLERS,
     **passbooks.HANDLERS,
     **rewards.HANDLERS,
+    **audit.HANDLERS,  # not in AnyCommand: the audit interface records these itself
 }
 
 __all__ = ["HANDLERS", "Context", "Handler", "Result"]

@@ -129,6 +129,9 @@ class ChainTable(Protocol):
 
     def head(self) -> tuple[int, bytes] | None: ...
 
+    def recorded(self, originator_id: UUID) -> list[RecordedEvent]:
+        """An aggregate's stored events, in version order, with positions and links."""
+
     def backfill(self, events_table: str) -> int:
         """Chain a store written before the chain existed; returns events chained."""
 
@@ -164,6 +167,11 @@ def _values(k: ChainLink) -> tuple[Any, ...]:
     return (k.position, k.prev_position, k.originator_id, k.originator_version, k.topic, k.hash)
 
 
+def _recorded(originator_id: UUID, row: Any) -> RecordedEvent:
+    stored = StoredEvent(originator_id, int(row[2]), str(row[3]), bytes(row[4]))
+    return RecordedEvent(int(row[0]), stored, None if row[5] is None else bytes(row[5]))
+
+
 def _row_link(row: Any) -> ChainLink:
     return ChainLink(
         int(row[0]),
@@ -175,9 +183,19 @@ def _row_link(row: Any) -> ChainLink:
     )
 
 
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A stored event with its position and its link's hash (None: no link)."""
+
+    position: int
+    stored: StoredEvent
+    hash: bytes | None
+
+
 class SQLiteChainTable:
-    def __init__(self, datastore: Any) -> None:
+    def __init__(self, datastore: Any, events_table: str = "stored_events") -> None:
         self.datastore = datastore  # eventsourcing.sqlite.SQLiteDatastore
+        self.events_table = events_table
 
     def create_statements(self) -> list[Any]:
         return [SQLITE_DDL]
@@ -217,6 +235,17 @@ class SQLiteChainTable:
     def head(self) -> tuple[int, bytes] | None:
         with self.datastore.transaction(commit=False) as c:
             return self._head(c)
+
+    def recorded(self, originator_id: UUID) -> list[RecordedEvent]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "  # noqa: S608
+                f"c.hash FROM {self.events_table} e LEFT JOIN {TABLE} c "
+                "ON c.notification_id = e.rowid WHERE e.originator_id = ? "
+                "ORDER BY e.originator_version",
+                (originator_id.hex,),
+            )
+            return [_recorded(originator_id, r) for r in c.fetchall()]
 
     def backfill(self, events_table: str) -> int:
         with self.datastore.transaction(commit=True) as c:
@@ -262,6 +291,11 @@ class PostgresChainTable:
             "SELECT notification_id, originator_id, originator_version, topic, state "
             "FROM {e} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         ).format(e=e)
+        self._recorded = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, "
+            "e.state, c.hash FROM {e} e LEFT JOIN {t} c ON c.notification_id = e.notification_id "
+            "WHERE e.originator_id = %s ORDER BY e.originator_version"
+        ).format(e=e, t=t)
 
     def create_statements(self) -> list[Any]:
         return [self._ddl]
@@ -303,6 +337,24 @@ class PostgresChainTable:
     def head(self) -> tuple[int, bytes] | None:
         with self.datastore.transaction(commit=False) as curs:
             return self._head(curs)
+
+    def recorded(self, originator_id: UUID) -> list[RecordedEvent]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._recorded, (originator_id,))
+            return [
+                _recorded(
+                    originator_id,
+                    (
+                        r["notification_id"],
+                        r["originator_id"],
+                        r["originator_version"],
+                        r["topic"],
+                        r["state"],
+                        r["hash"],
+                    ),
+                )
+                for r in curs.fetchall()
+            ]
 
     def backfill(self, events_table: str) -> int:
         with self.datastore.transaction(commit=True) as curs:

@@ -21,6 +21,7 @@ from services.api import problems
 from services.api.middleware import RequestMiddleware
 from services.api.routes import (
     activities,
+    audit,
     batch,
     health,
     keys,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         rewards.redemptions,
         batch.router,
         reports.router,
+        audit.router,
         keys.router,
         health.router,
     ):

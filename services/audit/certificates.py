@@ -205,7 +205,10 @@ def issue(
     period_from: date,
     period_to: date,
     timezone: str,
+    as_of: int | None = None,
 ) -> Certificate:
+    """A signed certificate as of ``as_of`` (default: the store's head; give the
+    audit trail's position when it may lag behind the store)."""
     cert = derive(
         app,
         audit_trail,
@@ -213,6 +216,7 @@ def issue(
         period_from=period_from,
         period_to=period_to,
         timezone=timezone,
+        as_of=as_of,
     )
     return cert.model_copy(update={"signature": sign(secret, _signed_payload(cert))})
 

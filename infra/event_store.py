@@ -86,7 +86,7 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         self.listeners: list[CommitListener] = []
         self.groups_committed = 0
         self.calls_committed = 0
-        self.chain = SQLiteChainTable(datastore, events_table_name)  # tamper evidence, see infra.hash_chain
+        self.chain = SQLiteChainTable(datastore, events_table_name)  # see infra.hash_chain
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), IDEMPOTENCY_DDL, CHAIN_DDL]

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import typer
 
+from services import cli_audit_integrity
+
 audit_app = typer.Typer(
     help="Audit and replay: histories, as-of figures, checks, chain verification, certificates.",
     no_args_is_help=True,
 )
+
+
+cli_audit_integrity.register(audit_app)  # verify, checkpoint(s), history, certificate, export
 
 
 def register(app: typer.Typer) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from domain.audit import AccessLog
 
 pytestmark = pytest.mark.e2e
 
@@ -207,6 +209,12 @@ def test_unit_admins_are_refused(api, network, mint_key, served, path, params):
 
 
 def test_only_admins_read_the_access_log(api, mint_key, served):
+    volunteer, _, _ = served
     auditor = mint_key("auditor")
     api.get("/v1/audit/access-log", key=auditor, expect=403, **{"from": "2026-01-01"})
+    api.get(f"/v1/audit/history/{volunteer}", key=auditor)  # recorded in today's log
+    log_id = AccessLog.create_id(date.fromisoformat(_today(api)))
+    api.get(f"/v1/audit/history/{log_id}", key=auditor, expect=403)
+    entries = api.get(f"/v1/audit/history/{log_id}").json()["entries"]
+    assert [e["type"] for e in entries] == ["Opened", "PersonalDataViewed"]
     api.get("/v1/audit/verify", key=auditor, expect=200)

@@ -127,6 +127,8 @@ def get_history(
         subject: UUID | None = aggregate_id
     else:
         found = history.aggregate_history(app, aggregate_id)
+        if found.subject_type == "AccessLog":
+            principal.ensure_admin()  # the access log is the admins' to read
         subject = history.concerned_volunteer(found)
     if subject is not None:
         access_log.record_view(

@@ -70,6 +70,7 @@ def reinstate_volunteer(cmd: c.ReinstateVolunteer, uow: UnitOfWork, ctx: Context
 
 HANDLERS: dict[type[c.Command], Handler] = {
     c.RegisterVolunteer: register_volunteer,
+    c.UpdateVolunteerProfile: update_volunteer_profile,
     c.SuspendVolunteer: suspend_volunteer,
     c.ReinstateVolunteer: reinstate_volunteer,
 }

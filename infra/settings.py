@@ -55,6 +55,8 @@ class Settings(BaseSettings):
 
     # secrets: the keyed hash of identity-document numbers
     document_secret: SecretStr | None = None
+    # the key of the signatures on chain checkpoints and service certificates
+    audit_secret: SecretStr | None = None
 
     # points
     timezone: str = "Asia/Shanghai"
@@ -81,6 +83,13 @@ class Settings(BaseSettings):
             secret = self.document_secret.get_secret_value() if self.document_secret else ""
             if secret.lower() in WEAK_SECRETS or len(secret) < 32:
                 msg = "CIVIC_DOCUMENT_SECRET must be set to at least 32 random characters"
+                raise ValueError(msg)
+            audit = self.audit_secret.get_secret_value() if self.audit_secret else ""
+            if audit.lower() in WEAK_SECRETS or len(audit) < 32 or audit == secret:
+                msg = (
+                    "CIVIC_AUDIT_SECRET must be set to at least 32 random characters, "
+                    "different from CIVIC_DOCUMENT_SECRET"
+                )
                 raise ValueError(msg)
         if self.event_store == "postgres" and not self.postgres_dsn:
             msg = "CIVIC_POSTGRES_DSN is required when CIVIC_EVENT_STORE=postgres"
@@ -111,6 +120,18 @@ class Settings(BaseSettings):
         if self.document_secret is not None:
             return self.document_secret.get_secret_value().encode()
         path = self.data_dir / "document-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    def audit_secret_bytes(self) -> bytes:
+        """The key signing chain checkpoints and certificates: configured, or (in
+        development) generated once into the data dir, like the document secret."""
+        if self.audit_secret is not None:
+            return self.audit_secret.get_secret_value().encode()
+        path = self.data_dir / "audit-secret"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48))

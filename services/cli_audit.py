@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from services import cli_audit_replay
+from services import cli_audit_integrity, cli_audit_replay
 
 audit_app = typer.Typer(
     help="Audit and replay: histories, as-of figures, checks, chain verification, certificates.",
@@ -16,7 +16,10 @@ audit_app = typer.Typer(
 )
 
 
+cli_audit_integrity.register(audit_app)  # verify, checkpoint(s), history, certificate, export
+cli_audit_replay.register(audit_app)  # statement, balance, leaderboard, metrics, trace, check...
+
+
 def register(app: typer.Typer) -> None:
     """Add ``civic audit`` (and its sub-commands) to the ``civic`` command line."""
-    cli_audit_replay.register(audit_app)  # statement, balance, leaderboard, metrics, trace...
     app.add_typer(audit_app, name="audit")

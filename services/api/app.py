@@ -21,6 +21,7 @@ from services.api import problems
 from services.api.middleware import RequestMiddleware
 from services.api.routes import (
     activities,
+    audit,
     audit_replay,
     batch,
     corrections,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         reports.router,
         audit_replay.router,
         corrections.router,
+        audit.router,
         keys.router,
         health.router,
     ):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from services.commands import Command
 from services.handlers import (
     activities,
+    audit,
     corrections,
     funds,
     orders,
@@ -38,6 +39,7 @@ HANDLERS: dict[type[Command], Handler] = {
     **teams.HANDLERS,
     **service_menu.HANDLERS,
     **orders.HANDLERS,
+    **audit.HANDLERS,  # not in AnyCommand: the audit interface records these itself
 }
 
 __all__ = ["HANDLERS", "Context", "Handler", "Result"]

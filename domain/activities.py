@@ -38,6 +38,8 @@ class Attendance:
     checked_in_at: datetime | None = None
     checked_out_at: datetime | None = None
     confirmed: bool = False
+    minutes: int = 0  # of confirmed service, after any correction
+    hours_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,27 @@ class Activity(CivicAggregate):
     class Closed(CivicAggregate.Event):
         pass
 
+    class ServiceCorrected(CivicAggregate.Event):
+        """An approved correction of a confirmed service's minutes (a compensating
+        event: the confirmation stays as it was). ``service_at`` is the original
+        service's business time, so read models count the difference in the
+        period of the service, not of the correction."""
+
+        volunteer_id: UUID
+        confirmation_id: UUID
+        correction_id: UUID
+        old_minutes: int
+        new_minutes: int
+        service_at: datetime
+        reason: str
+        approved_by: str
+
+    class AssignedToTeam(CivicAggregate.Event):
+        """A volunteer team (志愿服务队) was made responsible for the activity."""
+
+        team_id: UUID
+        reason: str
+
     @classmethod
     def publish(
         cls,
@@ -188,6 +211,7 @@ class Activity(CivicAggregate):
         self.status = ActivityStatus.PUBLISHED
         self.attendance: dict[UUID, Attendance] = {}
         self.waitlist: list[UUID] = []
+        self.team_id: UUID | None = None
 
     # -- queries ---------------------------------------------------------------
 
@@ -381,7 +405,90 @@ class Activity(CivicAggregate):
         hours_source: str,
         note: str,
     ) -> None:
-        self.attendance[volunteer_id].confirmed = True
+        attendance = self.attendance[volunteer_id]
+        attendance.confirmed = True
+        attendance.minutes = minutes
+        attendance.hours_source = hours_source
+
+    # -- corrections ---------------------------------------------------------------
+
+    def check_correction(self, volunteer_id: UUID, minutes: int) -> int:
+        """Whether a confirmed service may be corrected to ``minutes``; returns the
+        minutes now on record. A correction may credit up to the activity's length
+        (the measured time may be what was wrong) and never beyond its hour cap."""
+        attendance = self.attendance.get(volunteer_id)
+        if attendance is None or not attendance.confirmed:
+            raise ConflictError(
+                "no confirmed service of this volunteer to correct", code="not-confirmed"
+            )
+        if minutes <= 0:
+            raise RuleViolationError("service time must be positive", code="bad-hours")
+        length = int((self.ends_at - self.starts_at).total_seconds() // 60)
+        if minutes > length:
+            raise RuleViolationError(
+                f"{minutes} minutes exceed the {length} minutes the activity lasted",
+                code="hours-exceed-attendance",
+            )
+        if self.hour_cap_minutes is not None and minutes > self.hour_cap_minutes:
+            raise RuleViolationError(
+                f"{minutes} minutes exceed this activity's cap of {self.hour_cap_minutes}",
+                code="hours-exceed-cap",
+            )
+        if minutes == attendance.minutes:
+            raise ConflictError("the record already says so", code="unchanged")
+        return attendance.minutes
+
+    def service_record(self, volunteer_id: UUID, minutes: int) -> ServiceRecord:
+        """The record a confirmed service would have with ``minutes`` (for points)."""
+        attendance = self.attendance[volunteer_id]
+        return ServiceRecord(
+            confirmation_id=self.confirmation_id_for(volunteer_id),
+            activity_id=self.id,
+            volunteer_id=volunteer_id,
+            minutes=minutes,
+            people_served=0,
+            source=HoursSource(attendance.hours_source or HoursSource.ORGANIZER.value),
+            category=self.category,
+            points_per_hour=self.points_per_hour,
+        )
+
+    def correct_service(
+        self,
+        volunteer_id: UUID,
+        *,
+        minutes: int,
+        correction_id: UUID,
+        service_at: datetime,
+        reason: str,
+        approved_by: str,
+    ) -> int:
+        """Record an approved correction; returns the minutes it replaces."""
+        old = self.check_correction(volunteer_id, minutes)
+        self._correct(
+            volunteer_id=volunteer_id,
+            confirmation_id=self.confirmation_id_for(volunteer_id),
+            correction_id=correction_id,
+            old_minutes=old,
+            new_minutes=minutes,
+            service_at=service_at,
+            reason=reason,
+            approved_by=approved_by,
+        )
+        return old
+
+    @event(ServiceCorrected)
+    def _correct(
+        self,
+        volunteer_id: UUID,
+        confirmation_id: UUID,
+        correction_id: UUID,
+        old_minutes: int,
+        new_minutes: int,
+        service_at: datetime,
+        reason: str,
+        approved_by: str,
+    ) -> None:
+        self.attendance[volunteer_id].minutes = new_minutes
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -407,6 +514,25 @@ class Activity(CivicAggregate):
     @event(Closed)
     def _close(self) -> None:
         self.status = ActivityStatus.CLOSED
+
+    # -- teams -------------------------------------------------------------------
+
+    def assign_to_team(self, team_id: UUID, team_lineage: list[UUID], reason: str) -> None:
+        """Give the activity to a team whose unit is on the activity's unit's line
+        (the same unit, one above it or one below it)."""
+        self._ensure_published()
+        if team_id == self.team_id:
+            raise ConflictError("the team is already assigned", code="unchanged")
+        if self.unit_id not in team_lineage and team_lineage[-1] not in self.unit_path:
+            raise RuleViolationError(
+                "the team's unit is neither above nor below the activity's unit",
+                code="team-outside-subtree",
+            )
+        self._assign_to_team(team_id=team_id, reason=reason)
+
+    @event(AssignedToTeam)
+    def _assign_to_team(self, team_id: UUID, reason: str) -> None:
+        self.team_id = team_id
 
     def _ensure_published(self) -> None:
         if self.status != ActivityStatus.PUBLISHED:

@@ -25,6 +25,8 @@ class AwardKind:
     SERVICE = "service"  # a confirmed activity service
     MANUAL = "manual"  # e.g. household civility checks (文明户评比)
     ADJUSTMENT = "adjustment"  # an admin's correction
+    CORRECTION = "correction"  # more points for a corrected service record
+    WISH = "wish"  # a micro-wish (微心愿) the volunteer fulfilled, confirmed by the unit
 
 
 @dataclass
@@ -76,6 +78,19 @@ class Passbook(CivicAggregate):
         points: int
         expired: Spend
         as_of: datetime
+
+    class CorrectionDebited(CivicAggregate.Event):
+        """Fewer points for a corrected service record, spent from the oldest lots.
+        ``service_at`` is the original service's business time (the period the
+        difference counts in); ``minutes`` the (negative) change of service time."""
+
+        points: int
+        spent: Spend
+        reason: str
+        correction_id: UUID
+        activity_id: UUID
+        minutes: int
+        service_at: datetime
 
     @staticmethod
     def create_id(volunteer_id: UUID) -> UUID:
@@ -164,7 +179,7 @@ class Passbook(CivicAggregate):
     ) -> None:
         self.sources.add(source_id)
         self.lots[lot_id] = Lot(lot_id, kind, points, points, awarded_at, expires_at)
-        if kind == AwardKind.SERVICE:
+        if kind in (AwardKind.SERVICE, AwardKind.CORRECTION):
             self.earned += points
             self.earned_minutes += minutes
 
@@ -180,6 +195,49 @@ class Passbook(CivicAggregate):
     def _deduct(self, points: int, spent: Spend, reason: str, adjustment_id: UUID) -> None:
         self.sources.add(adjustment_id)
         self._apply_spend(spent, -1)
+
+    def debit_correction(
+        self,
+        *,
+        points: int,
+        correction_id: UUID,
+        activity_id: UUID,
+        minutes: int,
+        service_at: datetime,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Take back the points a corrected service record no longer earns. Refused
+        (``insufficient-points``) when the volunteer has already spent them."""
+        if correction_id in self.sources:
+            raise ConflictError("this correction was already recorded", code="already-awarded")
+        self.expire_due(now)
+        spent = self._plan_spend(points)
+        self._debit_correction(
+            points=points,
+            spent=spent,
+            reason=reason,
+            correction_id=correction_id,
+            activity_id=activity_id,
+            minutes=minutes,
+            service_at=service_at,
+        )
+
+    @event(CorrectionDebited)
+    def _debit_correction(
+        self,
+        points: int,
+        spent: Spend,
+        reason: str,
+        correction_id: UUID,
+        activity_id: UUID,
+        minutes: int,
+        service_at: datetime,
+    ) -> None:
+        self.sources.add(correction_id)
+        self._apply_spend(spent, -1)
+        self.earned -= points
+        self.earned_minutes += minutes
 
     # -- redemption --------------------------------------------------------------
 

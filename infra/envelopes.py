@@ -10,6 +10,7 @@ of the stream sees the current version of each event.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -23,14 +24,27 @@ from projections.envelope import EventEnvelope
 _STANDARD_FIELDS = ("timestamp", "originator_topic", "actor")
 
 
+def _uuid_str(data: str) -> str:
+    """The canonical form of a UUID the library stored as ``UUID.hex`` (32 lowercase
+    hex digits): the dashes added by slicing, ~10x cheaper than ``str(UUID(data))``."""
+    if len(data) == 32 and data.islower() and _HEX.fullmatch(data):
+        return f"{data[:8]}-{data[8:12]}-{data[12:16]}-{data[16:20]}-{data[20:]}"
+    return str(UUID(data))
+
+
 def _unwrap(d: dict[str, Any]) -> Any:
     kind = d.get("_type_")
     if kind is None:
         return d
     data = d["_data_"]
     if kind == "uuid_hex":
-        return str(UUID(data))
+        return _uuid_str(data)
     return data  # datetime_iso and decimal_str are already plain strings
+
+
+_HEX = re.compile(r"[0-9a-f]{32}")
+# one decoder for every state: json.loads with an object_hook builds a new one per call
+_DECODER = json.JSONDecoder(object_hook=_unwrap)
 
 
 @cache
@@ -45,7 +59,7 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
 def envelope_from_notification(n: Notification, state: bytes | None = None) -> EventEnvelope:
     """``state`` is the plaintext state when the store encrypts or compresses."""
     raw = state if state is not None else n.state
-    payload: dict[str, Any] = json.loads(raw, object_hook=_unwrap)
+    payload: dict[str, Any] = _DECODER.decode(raw.decode())
     cls = _event_class(n.topic)
     current = getattr(cls, "class_version", 1)
     version = payload.pop("class_version", 1)

@@ -23,6 +23,9 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
+from infra.hash_chain import SQLITE_DDL as CHAIN_DDL
+from infra.hash_chain import SQLiteChainTable
+
 IDEMPOTENCY_DDL = """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     scope TEXT NOT NULL,
@@ -120,9 +123,14 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         self.listeners: list[CommitListener] = []
         self.groups_committed = 0
         self.calls_committed = 0
+        self.chain = SQLiteChainTable(datastore, events_table_name)  # see infra.hash_chain
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), IDEMPOTENCY_DDL]
+        return [*super().construct_create_table_statements(), IDEMPOTENCY_DDL, CHAIN_DDL]
+
+    def create_table(self) -> None:
+        super().create_table()
+        self.chain.backfill(self.events_table_name)  # a store older than the chain
 
     # -- writing -------------------------------------------------------------------
 
@@ -200,6 +208,7 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                 except sqlite3.IntegrityError:
                     raise IdempotencyKeyTakenError(record.scope, record.key) from None
             ids = list(self._insert_events(c, job.events) or [])
+            self.chain.append(c, ids, job.events)
             if job.idempotency and ids:
                 c.executemany(
                     "UPDATE idempotency_keys SET position = ? WHERE scope = ? AND key = ?",

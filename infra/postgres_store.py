@@ -13,6 +13,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from infra.event_store import IdempotencyKeyTakenError, IdempotencyRecord, StoredResponse
+from infra.hash_chain import PostgresChainTable
 
 IDEMPOTENCY_TABLE = "idempotency_keys"
 
@@ -32,6 +33,14 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
                 "PRIMARY KEY (scope, key))"
             ).format(t=self._table)
         )
+        # tamper evidence (infra.hash_chain): linked after the ids are assigned, under
+        # the table lock the library takes for every insert of events
+        self.chain = PostgresChainTable(datastore, events_table_name)
+        self.sql_create_statements.extend(self.chain.create_statements())
+
+    def create_table(self) -> None:
+        super().create_table()
+        self.chain.backfill(self.events_table_name)  # a store older than the chain
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -70,6 +79,8 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
                     ),
                     (max(ids), r.scope, r.key),
                 )
+        if ids:
+            self.chain.append(curs, ids, stored_events)
         return ids
 
     def find_response(self, scope: str, key: str) -> StoredResponse | None:

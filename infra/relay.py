@@ -35,6 +35,7 @@ import structlog
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.utils import resolve_topic
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from infra.kafka_stream import (
     HEADER_POSITION,
@@ -173,6 +174,7 @@ class Relay:
         poll_interval: float = 0.02,
         backoff: float = 0.25,
         max_backoff: float = 5.0,
+        commit_timeout: float = 30.0,
         decode_state: Callable[[bytes], bytes] | None = None,
         producer_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -185,6 +187,7 @@ class Relay:
         self.poll_interval = poll_interval
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.commit_timeout = commit_timeout  # flush + commit of one batch, at most
         self.decode_state = decode_state
         self.producer_options = dict(producer_options or {})
         self.stats = RelayStats()
@@ -342,8 +345,8 @@ class Relay:
         # Flush first: kafka-python 3.0.12's sender starts a flush for the commit that
         # it never ends, which turns linger_ms off for every later transaction (each
         # record then goes out in a batch of its own); a flush of ours ends cleanly.
-        producer.flush()
-        producer.commit_transaction()
+        producer.flush(timeout=self.commit_timeout)
+        _within(producer.commit_transaction, self.commit_timeout, "commit_transaction")
         with self._published:
             self.stats.published = notifications[-1].id
             self.stats.events += len(notifications)
@@ -440,6 +443,32 @@ class Relay:
             error=repr(exc),
         )
         self._disconnect()
+
+
+def _within(call: Callable[[], object], timeout: float, what: str) -> None:
+    """Run a blocking producer call with a deadline. kafka-python 3.0's
+    ``commit_transaction`` waits without one, and a broker that goes away at the
+    wrong moment leaves it waiting for ever; the relay then gives the producer up
+    (a new one fences it and aborts its transaction) instead of stalling."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the caller below
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=run, name=f"relay-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        msg = f"{what} did not complete within {timeout:.0f} s"
+        raise KafkaTimeoutError(msg)
+    error = outcome[0]
+    if error is not None:
+        raise error
 
 
 def _close_quietly(producer: Any) -> None:

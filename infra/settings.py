@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.orders import OrderDeadlines
 from domain.points import ExpiryKind, ExpiryPolicy
 
 WEAK_SECRETS = {"", "changeme", "secret", "dev", "test"}
@@ -54,12 +55,20 @@ class Settings(BaseSettings):
 
     # secrets: the keyed hash of identity-document numbers
     document_secret: SecretStr | None = None
+    # the key of the signatures on chain checkpoints and service certificates
+    audit_secret: SecretStr | None = None
 
     # points
     timezone: str = "Asia/Shanghai"
     expiry: ExpiryKind = ExpiryKind.NEVER
     expiry_days: int | None = None
     organizer_hours_factor: str = "4/5"  # points factor for hours entered by an organizer
+
+    # service orders: how long each step may take before the order is overdue
+    order_review_minutes: int = Field(default=24 * 60, ge=1)
+    order_dispatch_minutes: int = Field(default=24 * 60, ge=1)
+    order_accept_minutes: int = Field(default=24 * 60, ge=1)
+    order_complete_minutes: int = Field(default=7 * 24 * 60, ge=1)
 
     # API behaviour
     read_wait_timeout: float = Field(default=5.0, ge=0, le=30)
@@ -75,6 +84,13 @@ class Settings(BaseSettings):
             if secret.lower() in WEAK_SECRETS or len(secret) < 32:
                 msg = "CIVIC_DOCUMENT_SECRET must be set to at least 32 random characters"
                 raise ValueError(msg)
+            audit = self.audit_secret.get_secret_value() if self.audit_secret else ""
+            if audit.lower() in WEAK_SECRETS or len(audit) < 32 or audit == secret:
+                msg = (
+                    "CIVIC_AUDIT_SECRET must be set to at least 32 random characters, "
+                    "different from CIVIC_DOCUMENT_SECRET"
+                )
+                raise ValueError(msg)
         if self.event_store == "postgres" and not self.postgres_dsn:
             msg = "CIVIC_POSTGRES_DSN is required when CIVIC_EVENT_STORE=postgres"
             raise ValueError(msg)
@@ -89,12 +105,33 @@ class Settings(BaseSettings):
     def expiry_policy(self) -> ExpiryPolicy:
         return ExpiryPolicy(kind=self.expiry, days=self.expiry_days, timezone=self.timezone)
 
+    @cached_property
+    def order_deadlines(self) -> OrderDeadlines:
+        return OrderDeadlines(
+            review=self.order_review_minutes,
+            dispatch=self.order_dispatch_minutes,
+            accept=self.order_accept_minutes,
+            complete=self.order_complete_minutes,
+        )
+
     def document_secret_bytes(self) -> bytes:
         """The configured secret, or one generated once and kept in the data dir
         (development convenience; production refuses to start without one)."""
         if self.document_secret is not None:
             return self.document_secret.get_secret_value().encode()
         path = self.data_dir / "document-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    def audit_secret_bytes(self) -> bytes:
+        """The key signing chain checkpoints and certificates: configured, or (in
+        development) generated once into the data dir, like the document secret."""
+        if self.audit_secret is not None:
+            return self.audit_secret.get_secret_value().encode()
+        path = self.data_dir / "audit-secret"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48))

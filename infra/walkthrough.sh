@@ -61,3 +61,36 @@ api GET "/v1/units/$C/metrics?granularity=all&min_position=$P" | python3 -m json
 api GET "/v1/audit?volunteer_id=$V&min_position=$P&limit=20" | python3 -c "
 import json,sys
 for e in json.load(sys.stdin)['items']: print(e['position'], e['type'], e['actor'])"
+
+# -- Orders: the whole loop (点单→审单→派单→接单→评单→晒单) ------------------------------
+say "a team at the station led by the volunteer; a menu item at the institute"
+T=$(api POST /v1/teams "{\"unit_id\":\"$S\",\"name\":\"和鑫社区助老服务队\",\"kind\":\"team\",\"leader_id\":\"$V\"}" | j '["team_id"]')
+M=$(api POST /v1/service-menu "{\"unit_id\":\"$I\",\"category\":\"elderly_disabled\",\"title\":\"上门理发\",\"points_per_hour\":600}" | j '["item_id"]')
+echo "team $T / menu item $M"
+
+say "点单 by a resident, 审单, passed down to the station, 派单 to the team, 接单"
+O=$(api POST /v1/orders "{\"menu_item_id\":\"$M\",\"channel\":\"resident\",\"resident_ref\":\"wx-$tag\",\"resident_name\":\"刘奶奶\",\"details\":\"周末上午在家\"}" | j '["order_id"]')
+api POST "/v1/orders/$O/approve" '{"note":"已电话回访"}'; echo
+api POST "/v1/orders/$O/pass-down" "{\"unit_id\":\"$S\",\"reason\":\"由社区就近服务\"}"; echo
+api POST "/v1/orders/$O/dispatch" "{\"team_id\":\"$T\"}"; echo
+api POST "/v1/orders/$O/accept" "{\"team_id\":\"$T\"}"; echo
+echo "rating before completion is refused:"
+curl -sS -X POST "$BASE/v1/orders/$O/rate" -H "Authorization: Bearer $KEY" \
+  -H 'Content-Type: application/json' -d "{\"stars\":5,\"resident_ref\":\"wx-$tag\"}"; echo
+echo "(waiting 65 s: reported hours may not exceed the time since the team accepted)"; sleep 65
+
+say "the team reports completion (points awarded once), 评单 by the resident, 晒单"
+api POST "/v1/orders/$O/complete" "{\"team_id\":\"$T\",\"services\":[{\"volunteer_id\":\"$V\",\"hours\":\"0.02\"}],\"people_served\":1}"; echo
+api POST "/v1/orders/$O/rate" "{\"stars\":5,\"comment\":\"师傅很耐心\",\"resident_ref\":\"wx-$tag\"}"; echo
+P=$(api POST "/v1/orders/$O/showcase" '{"story":"八旬老人在家理了发","photo_links":["https://example.org/1.jpg"]}' | j '["position"]')
+
+say "the order, the station's orders, unit and team metrics, the audit trail"
+api GET "/v1/orders/$O" | python3 -m json.tool | grep -E '"(status|timers|to_|stars|declines)'
+api GET "/v1/orders?unit_id=$S&status=completed&min_position=$P" | python3 -c "
+import json,sys
+for o in json.load(sys.stdin)['items']: print(o['order_id'], o['status'], o['team_id'], o['stars'])"
+api GET "/v1/units/$C/metrics?granularity=all&min_position=$P" | python3 -m json.tool | grep -E 'order|rating'
+api GET "/v1/teams/$T/metrics?min_position=$P" | python3 -m json.tool | grep -E 'orders_|minutes|rating'
+api GET "/v1/audit?unit_id=$I&type=Completed&min_position=$P" | python3 -c "
+import json,sys
+for e in json.load(sys.stdin)['items']: print(e['position'], e['aggregate_type'], e['event_type'], e['summary'])"

@@ -36,7 +36,22 @@ from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import DEFAULT_TIMEZONE
 
-PERSONAL_FIELDS: Final = frozenset({"name", "phone", "document_masked"})
+PERSONAL_FIELDS: Final = frozenset(
+    {
+        "name",
+        "phone",
+        "document_masked",
+        # micro-wishes: the resident's reference and a member claimant's reference
+        "resident_ref",
+        "claimant_ref",
+        # charity funds: who gave the money
+        "donor",
+        # a service order's resident (ServiceOrder.Placed)
+        "resident_name",
+        "resident_phone",
+        "address",
+    }
+)
 MAX_TEXT: Final = 500  # longer free text (descriptions, notes) is cut in summaries
 MAX_PAGE: Final = 1000
 _MEMO_LIMIT: Final = 500_000

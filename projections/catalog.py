@@ -8,8 +8,11 @@ from typing import Final, Protocol
 from projections.audit_trail import AuditTrailProjection
 from projections.base import Projection
 from projections.leaderboard import LeaderboardProjection
+from projections.order_board import OrderBoardProjection
 from projections.periods import DEFAULT_TIMEZONE
+from projections.team_metrics import TeamMetricsProjection
 from projections.unit_metrics import UnitMetricsProjection
+from projections.wish_board import WishBoardProjection
 
 
 class ProjectionFactory(Protocol):
@@ -20,6 +23,9 @@ PROJECTIONS: Final[dict[str, ProjectionFactory]] = {
     LeaderboardProjection.name: LeaderboardProjection,
     UnitMetricsProjection.name: UnitMetricsProjection,
     AuditTrailProjection.name: AuditTrailProjection,
+    WishBoardProjection.name: WishBoardProjection,
+    OrderBoardProjection.name: OrderBoardProjection,
+    TeamMetricsProjection.name: TeamMetricsProjection,
 }
 
 

@@ -2,8 +2,9 @@
 
 Points earned are every award (service, manual, adjustment) less admin deductions;
 redeeming points or letting them expire does not reduce what a volunteer earned.
-Service hours are the minutes of confirmed service. Both are kept per volunteer
-for all time and for the year, quarter, month and ISO week, in the view's
+Service hours are the minutes of confirmed service (activities and service
+orders). Both are kept per volunteer for all time and for the year, quarter,
+month and ISO week, in the view's
 timezone, by the event's business time (``awarded_at`` for awards, the recording
 time otherwise).
 
@@ -25,6 +26,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from domain.activities import Activity
+from domain.orders import ServiceOrder
 from domain.passbook import Passbook
 from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
@@ -260,6 +262,34 @@ class LeaderboardProjection(Projection):
         p = envelope.payload
         day = self.clock.day_of(envelope.recorded_at)
         self._add(batch, (p["volunteer_id"], day), 0, p["minutes"])
+
+    # corrections count in the period of the service they correct (``service_at``);
+    # extra points arrive as a back-dated PointsAwarded (kind "correction")
+
+    @handles(Activity.ServiceCorrected)
+    def service_corrected(
+        self, conn: sqlite3.Connection, batch: LeaderboardBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        day = self.clock.day_of_iso(p["service_at"])
+        self._add(batch, (p["volunteer_id"], day), 0, p["new_minutes"] - p["old_minutes"])
+
+    @handles(Passbook.CorrectionDebited)
+    def correction_debited(
+        self, conn: sqlite3.Connection, batch: LeaderboardBatch, envelope: EventEnvelope
+    ) -> None:
+        vid = self._volunteer_of_passbook(conn, envelope.aggregate_id)
+        day = self.clock.day_of_iso(envelope.payload["service_at"])
+        self._add(batch, (vid, day), -envelope.payload["points"], 0)
+
+    @handles(ServiceOrder.Completed)
+    def order_completed(
+        self, conn: sqlite3.Connection, batch: LeaderboardBatch, envelope: EventEnvelope
+    ) -> None:
+        """Service on an order counts like confirmed activity service."""
+        day = self.clock.day_of_iso(envelope.payload["at"])
+        for vid, minutes in envelope.payload["services"]:
+            self._add(batch, (vid, day), 0, minutes)
 
 
 # -- queries -------------------------------------------------------------------------

@@ -13,7 +13,13 @@ Where an event is attributed:
 * points awarded, deducted, redeemed (net of refunds) and expired, volunteers
   registered and active volunteers: the volunteer's home lineage;
 * redemptions requested, cancelled and fulfilled: the lineage of the unit that
-  listed the reward.
+  listed the reward;
+* micro-wishes posted, fulfilled (confirmed by the unit) and cancelled: the
+  lineage of the unit that posted the wish; venture projects submitted, funded
+  and the amounts funded (fen): the lineage of the unit that opened the call;
+  charity-fund money in and out (fen): the lineage of the fund's unit. The fund
+  balance is derivable: ``fund_net_fen`` = in − out (for ``all``, the balance of
+  every fund in the subtree).
 
 Counters are rolled up when written: one row per (unit, period). Distinct counts
 (participants, active volunteers) cannot be added up a hierarchy (a volunteer
@@ -24,21 +30,26 @@ ids in membership rows are stable 63-bit codes, which keeps those rows small.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from operator import add
 from typing import Final
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.activities import Activity
+from domain.funds import Fund
+from domain.orders import OrderDeadlines, ServiceOrder
 from domain.passbook import Passbook
 from domain.redemptions import Redemption
+from domain.venture import VentureCall
 from domain.volunteers import Volunteer
+from domain.wishes import Wish
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import (
@@ -70,6 +81,24 @@ COUNTERS: Final = (
     "redemptions_cancelled",
     "redemptions_fulfilled",
     "volunteers_registered",
+    "wishes_posted",
+    "wishes_fulfilled",
+    "wishes_cancelled",
+    "venture_projects_submitted",
+    "venture_projects_funded",
+    "venture_funded_fen",
+    "fund_in_fen",
+    "fund_out_fen",
+    "orders_received",
+    "orders_rejected",
+    "orders_dispatched",
+    "orders_declined",
+    "orders_completed",
+    "order_service_minutes",
+    "order_people_served",
+    "order_rating_sum",
+    "order_rating_count",
+    "order_complete_minutes",
 )
 (
     PUBLISHED,
@@ -89,7 +118,25 @@ COUNTERS: Final = (
     REDEMPTIONS_CANCELLED,
     FULFILLED,
     REGISTERED,
-) = range(len(COUNTERS))
+) = range(COUNTERS.index("volunteers_registered") + 1)
+WISHES_POSTED = COUNTERS.index("wishes_posted")
+WISHES_FULFILLED = COUNTERS.index("wishes_fulfilled")
+WISHES_CANCELLED = COUNTERS.index("wishes_cancelled")
+PROJECTS_SUBMITTED = COUNTERS.index("venture_projects_submitted")
+PROJECTS_FUNDED = COUNTERS.index("venture_projects_funded")
+FUNDED_FEN = COUNTERS.index("venture_funded_fen")
+FUND_IN = COUNTERS.index("fund_in_fen")
+FUND_OUT = COUNTERS.index("fund_out_fen")
+ORDERS_RECEIVED = COUNTERS.index("orders_received")
+ORDERS_REJECTED = COUNTERS.index("orders_rejected")
+ORDERS_DISPATCHED = COUNTERS.index("orders_dispatched")
+ORDERS_DECLINED = COUNTERS.index("orders_declined")
+ORDERS_COMPLETED = COUNTERS.index("orders_completed")
+ORDER_MINUTES = COUNTERS.index("order_service_minutes")
+ORDER_PEOPLE = COUNTERS.index("order_people_served")
+RATING_SUM = COUNTERS.index("order_rating_sum")
+RATING_COUNT = COUNTERS.index("order_rating_count")
+COMPLETE_MINUTES = COUNTERS.index("order_complete_minutes")
 
 METRIC_GRANULARITIES: Final[tuple[Granularity, ...]] = ("day", "month", "quarter", "year", "all")
 
@@ -132,6 +179,18 @@ DDL: Final = (
         period TEXT NOT NULL,
         volunteer INTEGER NOT NULL,
         PRIMARY KEY (unit, period, volunteer)
+    ) WITHOUT ROWID
+    """,
+    # open service orders: the step each waits in, since when, at which unit (the
+    # lineage of the unit handling it), for the overdue figure computed when read
+    """
+    CREATE TABLE IF NOT EXISTS um_open_orders (
+        order_id TEXT PRIMARY KEY,
+        lineage TEXT NOT NULL,
+        step TEXT NOT NULL,
+        since TEXT NOT NULL,
+        placed TEXT NOT NULL,
+        deadlines TEXT
     ) WITHOUT ROWID
     """,
     # every unit that ends a lineage seen, with its lineage (unit ids joined by '/')
@@ -186,6 +245,14 @@ def _lineage(value: object) -> Lineage:
     return tuple(value)
 
 
+def _add_missing_counters(conn: sqlite3.Connection) -> None:
+    """A view built before a counter existed gains its column (zero until rebuilt)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(um_counters)")}
+    for counter in COUNTERS:
+        if counter not in present:
+            conn.execute(f"ALTER TABLE um_counters ADD COLUMN {counter} INTEGER NOT NULL DEFAULT 0")
+
+
 class UnitMetricsProjection(Projection):
     name = "unit_metrics"
 
@@ -203,6 +270,7 @@ class UnitMetricsProjection(Projection):
     def create_tables(self, conn: sqlite3.Connection) -> None:
         for statement in DDL:
             conn.execute(statement)
+        _add_missing_counters(conn)
         remember_timezone(conn, self.clock.timezone)
 
     def begin_batch(self, conn: sqlite3.Connection) -> MetricsBatch:
@@ -387,6 +455,26 @@ class UnitMetricsProjection(Projection):
         batch.participants.add((lineage, day, vid))
         batch.active.add((home, day, vid))
 
+    # corrections count in the period of the service they correct (``service_at``);
+    # extra points arrive as a back-dated PointsAwarded (kind "correction")
+
+    @handles(Activity.ServiceCorrected)
+    def service_corrected(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        day = self.clock.day_of_iso(p["service_at"])
+        self._count(batch, (lineage, day), MINUTES, p["new_minutes"] - p["old_minutes"])
+
+    @handles(Passbook.CorrectionDebited)
+    def correction_debited(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        home = self._lineage_of(conn, envelope.aggregate_id)
+        day = self.clock.day_of_iso(envelope.payload["service_at"])
+        self._count(batch, (home, day), DEDUCTED, envelope.payload["points"])
+
     # -- volunteers and points -------------------------------------------------------
 
     @handles(Volunteer.Registered)
@@ -471,6 +559,229 @@ class UnitMetricsProjection(Projection):
         lineage = self._lineage_of(conn, envelope.aggregate_id)
         self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), FULFILLED, 1)
 
+    # -- micro-wishes, venture calls, charity funds ------------------------------------
+
+    def _created(
+        self, batch: MetricsBatch, envelope: EventEnvelope, kind: str, counter: int | None
+    ) -> None:
+        lineage = _lineage(envelope.payload["unit_path"])
+        self._remember(batch, envelope.aggregate_id, kind, lineage)
+        if counter is not None:
+            self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), counter, 1)
+
+    def _add(
+        self,
+        conn: sqlite3.Connection,
+        batch: MetricsBatch,
+        envelope: EventEnvelope,
+        counter: int,
+        amount: int = 1,
+    ) -> None:
+        lineage = self._lineage_of(conn, envelope.aggregate_id)
+        self._count(batch, (lineage, self.clock.day_of(envelope.recorded_at)), counter, amount)
+
+    @handles(Wish.Posted)
+    def wish_posted(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._created(batch, envelope, "wish", WISHES_POSTED)
+
+    @handles(Wish.Confirmed)
+    def wish_fulfilled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, WISHES_FULFILLED)
+
+    @handles(Wish.Cancelled)
+    def wish_cancelled(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, WISHES_CANCELLED)
+
+    @handles(VentureCall.Opened)
+    def venture_call_opened(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._created(batch, envelope, "venture_call", None)
+
+    @handles(VentureCall.ProjectSubmitted)
+    def venture_project_submitted(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, PROJECTS_SUBMITTED)
+
+    @handles(VentureCall.ProjectFunded)
+    def venture_project_funded(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, PROJECTS_FUNDED)
+        self._add(conn, batch, envelope, FUNDED_FEN, envelope.payload["amount_fen"])
+
+    @handles(Fund.Opened)
+    def fund_opened(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._created(batch, envelope, "fund", None)
+
+    @handles(Fund.MoneyReceived)
+    def fund_received(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, FUND_IN, envelope.payload["amount_fen"])
+
+    @handles(Fund.MoneyDisbursed)
+    def fund_disbursed(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._add(conn, batch, envelope, FUND_OUT, envelope.payload["amount_fen"])
+
+    # -- service orders --------------------------------------------------------------
+    # An order counts where it is handled: received at the unit it was placed with;
+    # dispatched, declined, completed and rated at the unit handling it then (the
+    # receiving unit or, once passed down, a unit below it), so the receiving unit's
+    # figures include all of them.
+
+    def _order_lineage(
+        self, conn: sqlite3.Connection, order_id: UUID, lineage: Lineage | None = None
+    ) -> Lineage:
+        if lineage is None:
+            return self._lineage_of(conn, order_id)
+        conn.execute(
+            "INSERT INTO um_lineages (subject_id, kind, lineage, category) "
+            "VALUES (?, 'order', ?, NULL) "
+            "ON CONFLICT (subject_id) DO UPDATE SET lineage = excluded.lineage",
+            (str(order_id), "/".join(lineage)),
+        )
+        self._by_aggregate[order_id.int] = lineage
+        return lineage
+
+    @staticmethod
+    def _open_step(
+        conn: sqlite3.Connection, order_id: UUID, step: str | None, since: str | None = None
+    ) -> None:
+        """The step an open order now waits in (None: the order is closed)."""
+        if step is None:
+            conn.execute("DELETE FROM um_open_orders WHERE order_id = ?", (str(order_id),))
+        else:
+            conn.execute(
+                "UPDATE um_open_orders SET step = ?, since = ? WHERE order_id = ?",
+                (step, since, str(order_id)),
+            )
+
+    def _order_count(
+        self,
+        conn: sqlite3.Connection,
+        batch: MetricsBatch,
+        envelope: EventEnvelope,
+        counter: int | None,
+        step: str | None,
+    ) -> Lineage:
+        lineage = self._order_lineage(conn, envelope.aggregate_id)
+        at = envelope.payload["at"]
+        if counter is not None:
+            self._count(batch, (lineage, self.clock.day_of_iso(at)), counter, 1)
+        self._open_step(conn, envelope.aggregate_id, step, at)
+        return lineage
+
+    @handles(ServiceOrder.Placed)
+    def order_placed(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        lineage = self._order_lineage(conn, envelope.aggregate_id, _lineage(p["unit_path"]))
+        self._count(batch, (lineage, self.clock.day_of_iso(p["at"])), ORDERS_RECEIVED, 1)
+        deadlines = p.get("deadline_minutes")
+        conn.execute(
+            "INSERT INTO um_open_orders (order_id, lineage, step, since, placed, deadlines) "
+            "VALUES (?, ?, 'review', ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                str(envelope.aggregate_id),
+                "/".join(lineage),
+                p["at"],
+                p["at"],
+                json.dumps(deadlines) if deadlines else None,
+            ),
+        )
+
+    @handles(ServiceOrder.Approved)
+    def order_approved(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._order_count(conn, batch, envelope, None, "dispatch")
+
+    @handles(ServiceOrder.Rejected)
+    def order_rejected(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._order_count(conn, batch, envelope, ORDERS_REJECTED, None)
+
+    @handles(ServiceOrder.PassedDown)
+    def order_passed_down(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        lineage = _lineage(p["unit_path"])
+        self._order_lineage(conn, envelope.aggregate_id, lineage)
+        conn.execute(
+            "UPDATE um_open_orders SET lineage = ?, since = ? WHERE order_id = ?",
+            ("/".join(lineage), p["at"], str(envelope.aggregate_id)),
+        )
+
+    @handles(ServiceOrder.Dispatched)
+    def order_dispatched(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._order_count(conn, batch, envelope, ORDERS_DISPATCHED, "accept")
+
+    @handles(ServiceOrder.TakenByTeam)
+    def order_taken(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._order_count(conn, batch, envelope, ORDERS_DISPATCHED, "complete")
+
+    @handles(ServiceOrder.AcceptedByTeam)
+    def order_accepted(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._order_count(conn, batch, envelope, None, "complete")
+
+    @handles(ServiceOrder.DeclinedByTeam)
+    def order_declined(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        self._order_count(conn, batch, envelope, ORDERS_DECLINED, "dispatch")
+
+    @handles(ServiceOrder.Completed)
+    def order_completed(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        p = envelope.payload
+        row = conn.execute(
+            "SELECT placed FROM um_open_orders WHERE order_id = ?", (str(envelope.aggregate_id),)
+        ).fetchone()
+        lineage = self._order_count(conn, batch, envelope, ORDERS_COMPLETED, None)
+        day = self.clock.day_of_iso(p["at"])
+        delta = batch.counters.get((lineage, day))
+        assert delta is not None  # noqa: S101 - just counted
+        delta[ORDER_PEOPLE] += p["people_served"]
+        if row is not None:  # time to complete: from placing to completion
+            placed = datetime.fromisoformat(row[0])
+            minutes = (datetime.fromisoformat(p["at"]) - placed).total_seconds() // 60
+            delta[COMPLETE_MINUTES] += int(minutes)
+        for vid, minutes in p["services"]:
+            delta[ORDER_MINUTES] += minutes
+            batch.participants.add((lineage, day, vid))
+            batch.active.add((self._home_of(conn, vid), day, vid))
+
+    @handles(ServiceOrder.Rated)
+    def order_rated(
+        self, conn: sqlite3.Connection, batch: MetricsBatch, envelope: EventEnvelope
+    ) -> None:
+        lineage = self._order_lineage(conn, envelope.aggregate_id)
+        key = (lineage, self.clock.day_of_iso(envelope.payload["at"]))
+        self._count(batch, key, RATING_COUNT, 1)
+        self._count(batch, key, RATING_SUM, envelope.payload["stars"])
+
 
 # -- queries -------------------------------------------------------------------------
 
@@ -503,6 +814,42 @@ class UnitMetrics(BaseModel):
     redemptions_fulfilled: int = 0
     active_volunteers: int = 0
     volunteers_registered: int = 0
+    wishes_posted: int = 0
+    wishes_fulfilled: int = 0
+    wishes_cancelled: int = 0
+    venture_projects_submitted: int = 0
+    venture_projects_funded: int = 0
+    venture_funded_fen: int = 0
+    fund_in_fen: int = 0
+    fund_out_fen: int = 0
+    fund_net_fen: int = Field(
+        default=0, description="fund money in − out; for granularity all, the funds' balance"
+    )
+    # service orders (counters, by the business time of each step)
+    orders_received: int = 0
+    orders_rejected: int = 0
+    orders_dispatched: int = Field(default=0, description="dispatches and first-come takes")
+    orders_declined: int = 0
+    orders_completed: int = 0
+    order_service_minutes: int = Field(default=0, description="volunteers' time on orders")
+    order_people_served: int = 0
+    order_rating_sum: int = 0
+    order_rating_count: int = 0
+    average_rating: float | None = Field(default=None, description="of the ratings given")
+    order_complete_minutes: int = Field(
+        default=0, description="sum over completed orders of the minutes from placing"
+    )
+    average_complete_hours: float | None = Field(
+        default=None, description="average time from placing to completion"
+    )
+    # not counters: open orders now, filled in for the current period only
+    orders_open: int | None = Field(
+        default=None, description="orders open now (current period only)"
+    )
+    orders_overdue: int | None = Field(
+        default=None,
+        description="open orders past their step's deadline now (current period only)",
+    )
 
 
 def _check_granularity(granularity: str) -> None:
@@ -531,9 +878,13 @@ def series(
     granularity: Granularity,
     start_key: str,
     end_key: str,
+    *,
+    deadlines: OrderDeadlines | None = None,
+    now: datetime | None = None,
 ) -> list[UnitMetrics]:
     """One report per period from ``start_key`` to ``end_key`` (both included),
-    periods without events included as zeros."""
+    periods without events included as zeros. With ``deadlines``, the period that
+    contains ``now`` (default: the clock) also reports the orders open and overdue."""
     _check_granularity(granularity)
     keys = keys_between(granularity, start_key, end_key)
     subtree = _subtree(conn, unit_id)
@@ -560,21 +911,62 @@ def series(
                 (*subtree, *chunk),
             ):
                 distinct[period][figure] = count
+    current: tuple[str, dict[str, int]] | None = None
+    if deadlines is not None:
+        key = PeriodClock(recall_timezone(conn)).current(granularity, now)
+        current = key, open_orders(conn, unit_id, deadlines, now)
     reports = []
     for key in keys:
         figures = counters.get(key, {})
         minutes = figures.get("service_minutes", 0)
+        ratings, completed = (
+            figures.get("order_rating_count", 0),
+            figures.get("orders_completed", 0),
+        )
         reports.append(
             UnitMetrics(
                 unit_id=unit_id,
                 granularity=granularity,
                 period_key=key,
                 service_hours=round(minutes / 60, 2),
+                fund_net_fen=figures.get("fund_in_fen", 0) - figures.get("fund_out_fen", 0),
+                average_rating=(
+                    round(figures["order_rating_sum"] / ratings, 2) if ratings else None
+                ),
+                average_complete_hours=(
+                    round(figures["order_complete_minutes"] / completed / 60, 2)
+                    if completed
+                    else None
+                ),
                 **figures,
                 **distinct[key],
+                **(current[1] if current is not None and current[0] == key else {}),
             )
         )
     return reports
+
+
+def open_orders(
+    conn: sqlite3.Connection,
+    unit_id: str,
+    deadlines: OrderDeadlines,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Orders open now in the unit's subtree (where they are handled), and how many
+    are past the deadline of the step they wait in (computed now, not counted)."""
+    at = now or datetime.now(UTC)
+    escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute(
+        "SELECT step, since, deadlines FROM um_open_orders "
+        "WHERE '/' || lineage || '/' LIKE ? ESCAPE '\\'",
+        (f"%/{escaped}/%",),
+    ).fetchall()
+    overdue = 0
+    for step, since, override in rows:
+        minutes = deadlines.minutes(step, json.loads(override) if override else None)
+        if at > datetime.fromisoformat(since) + timedelta(minutes=minutes):
+            overdue += 1
+    return {"orders_open": len(rows), "orders_overdue": overdue}
 
 
 def metrics(
@@ -584,6 +976,7 @@ def metrics(
     period_key: str | None = None,
     *,
     now: datetime | None = None,
+    deadlines: OrderDeadlines | None = None,
 ) -> UnitMetrics:
     """A unit's figures for one period; ``period_key`` defaults to the current period
     in the view's timezone (``now`` overrides the clock, for tests)."""
@@ -591,4 +984,6 @@ def metrics(
     if period_key is None:
         period_key = PeriodClock(recall_timezone(conn)).current(granularity, now)
     validate_key(granularity, period_key)
-    return series(conn, unit_id, granularity, period_key, period_key)[0]
+    return series(conn, unit_id, granularity, period_key, period_key, deadlines=deadlines, now=now)[
+        0
+    ]

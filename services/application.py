@@ -163,7 +163,11 @@ class CivicApplication(Application[UUID]):
                 if (key := items[i].idempotency_key)
             ]
             try:
-                recordings = self.save(*uow.events, idempotency=records)
+                # The event store directly: ``Application.save`` would check every
+                # event against the library's runtime protocols (slow isinstance
+                # calls), take no snapshots (none configured) and cache nothing
+                # (given events, not aggregates: ``cache_into`` below does that).
+                recordings = self.events.put(uow.events, idempotency=records)
             except IdempotencyKeyTakenError:
                 # a concurrent retry of one of these keys committed first: answer it
                 # with the stored result and run the others again

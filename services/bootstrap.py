@@ -3,9 +3,12 @@ runners from settings. Nothing connects at import time."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.utils import get_topic
 
@@ -16,7 +19,9 @@ from infra.settings import Settings
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import EventStream
+from projections.view_files import live_path
 from services.application import CivicApplication
+from services.view_swap import ViewSwapper
 
 if TYPE_CHECKING:
     from infra.relay import Relay
@@ -92,14 +97,34 @@ def build_relay(settings: Settings, app: CivicApplication) -> Relay | None:
     return Relay.from_settings(settings, app)
 
 
-def build_runners(settings: Settings, stream: EventStream) -> dict[str, ProjectionRunner]:
+def runner_factory(
+    settings: Settings, stream: EventStream, **options: Any
+) -> Callable[[str, Path], ProjectionRunner]:
+    """Builds the runner of a read model on one version of its view database."""
     from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
 
-    runners = {}
-    for name, factory in PROJECTIONS.items():
-        store = ViewStore(settings.views_dir / f"{name}.sqlite")
-        runners[name] = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
-    return runners
+    def make(name: str, path: Path) -> ProjectionRunner:
+        projection = PROJECTIONS[name](timezone=settings.timezone)
+        return ProjectionRunner(projection, ViewStore(path), stream, **options)
+
+    return make
+
+
+def build_runners(settings: Settings, stream: EventStream) -> dict[str, ProjectionRunner]:
+    """One runner per read model, on the version of its view being served."""
+    from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
+
+    make = runner_factory(settings, stream)
+    return {name: make(name, live_path(settings.views_dir, name)) for name in PROJECTIONS}
+
+
+def build_swapper(
+    settings: Settings,
+    runners: dict[str, ProjectionRunner],
+    make_runner: Callable[[str, Path], ProjectionRunner],
+) -> ViewSwapper:
+    """Swaps rebuilt read models into ``runners`` while they serve."""
+    return ViewSwapper(settings.views_dir, runners, make_runner)
 
 
 @dataclass
@@ -109,13 +134,30 @@ class Platform:
     stream: EventStream
     runners: dict[str, ProjectionRunner] = field(default_factory=dict)
     relay: Relay | None = None
+    swapper: ViewSwapper | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
         app = build_application(settings)
         stream = build_stream(settings, app)
         relay = build_relay(settings, app)
-        return cls(settings, app, stream, build_runners(settings, stream), relay)
+        runners = build_runners(settings, stream)
+        swapper = build_swapper(settings, runners, runner_factory(settings, stream))
+        return cls(settings, app, stream, runners, relay, swapper)
+
+    def wait_for_view(self, name: str, position: int, timeout: float) -> bool:
+        """Read-your-writes: block until read model ``name`` has applied ``position``.
+
+        Asks whichever runner serves it at the moment, so a wait that spans a live
+        swap (see :mod:`services.view_swap`) ends on the new version."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runner = self.runners.get(name)
+            remaining = deadline - time.monotonic()
+            if runner is None or remaining <= 0:
+                return False
+            if runner.wait_for(position, min(remaining, 0.25)) and self.runners.get(name) is runner:
+                return True
 
     def start(self) -> None:
         # With run_projections off the pipeline runs in its own processes
@@ -125,8 +167,12 @@ class Platform:
                 self.relay.start()
             for runner in self.runners.values():
                 runner.start()
+        if self.swapper is not None:  # also where others run them: follow their swaps
+            self.swapper.start()
 
     def close(self) -> None:
+        if self.swapper is not None:
+            self.swapper.stop()
         for runner in self.runners.values():
             runner.stop()
         if self.relay is not None:

@@ -18,11 +18,9 @@ import fcntl
 import ipaddress
 import json
 import os
-import sqlite3
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,26 +28,20 @@ from uuid import UUID
 
 import structlog
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
 from domain.units import PracticeUnit
-from infra.logging import configure_logging
 from infra.settings import Settings
+from projections import view_files
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
+from services import cli_audit as audit_commands
 from services import cli_stream as stream_commands
 from services.bootstrap import Platform, build_application, build_runners, build_stream
+from services.cli_common import DataDir, console, fail, load_settings, progress_bar
 from services.principals import Role
 
 log = structlog.get_logger(__name__)
@@ -68,33 +60,11 @@ projections_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(projections_app, name="projections")
 stream_commands.register(app)  # civic relay, civic project NAME (Kafka processes)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        envvar="CIVIC_DATA_DIR",
-        help="Where the event store, views and keys live.",
-        show_default="./var",
-        file_okay=False,
-    ),
-]
+audit_commands.register(app)  # civic audit ...
 
 ADMIN_KEY_FILE = "admin-key"
 LOCK_FILE = "server.lock"
-REBUILD_SUFFIX = ".rebuild"  # being built
-READY_SUFFIX = ".rebuilt"  # built, waiting for the server to stop
 LOOPBACK_NAMES = ("localhost",)
-
-WIDE = 160  # tables keep whole ids when the output is not a terminal
-
-
-def console(*, stderr: bool = False) -> Console:
-    """A console for the current stream (created per use: tests swap the streams)."""
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(
-        file=stream, highlight=False, width=None if stream.isatty() else WIDE, stderr=stderr
-    )
 
 
 def main() -> None:
@@ -102,36 +72,6 @@ def main() -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    return typer.Exit(code)
-
-
-def load_settings(data_dir: Path | None, **overrides: Any) -> Settings:
-    """Settings from the environment, with the command line's overrides (once)."""
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(str(e["msg"]) for e in exc.errors())
-        raise fail(f"invalid configuration: {problems}", 2) from None
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console(stderr=True),
-    )
 
 
 def is_loopback(host: str) -> bool:
@@ -260,7 +200,7 @@ def serve(
     platform: Platform | None = None
     try:
         lock.describe({"pid": os.getpid(), "projections": settings.run_projections, "port": port})
-        swap_ready_views(settings)
+        remove_stale_views(settings)
         first_admin_key(settings)
         os.environ.update(server_environment(settings))
         if workers > 1 and settings.run_projections:
@@ -684,98 +624,96 @@ def projections_catch_up(data_dir: DataDir = None) -> None:
 
 
 @projections_app.command("rebuild")
-def projections_rebuild(name: str, data_dir: DataDir = None) -> None:
-    """Build a fresh copy of one read model from position 0 and swap it in.
+def projections_rebuild(
+    name: str,
+    wait: Annotated[
+        float, typer.Option("--wait", min=1, help="Seconds to wait for a running server's swap.")
+    ] = 120.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Build a new version of one read model from position 0 and swap it in, live.
 
-    The copy is built beside the live view (views/NAME.sqlite.rebuild) and moved
-    onto it atomically once caught up. If a server is running, it keeps its open
-    view; the copy then waits as views/NAME.sqlite.rebuilt and the server swaps it
-    in at its next start (restart it).
+    The new version is built into its own file (views/NAME.<stamp>.sqlite) while the
+    old one keeps serving. With no server running it then becomes the served
+    version at once; a running server (or ``civic project`` process) is offered it,
+    catches it up, switches its readers over in one step and deletes the old file.
     """
     settings = load_settings(data_dir)
     _check_name(name)
-    target = settings.views_dir / f"{name}.sqlite"
-    building = target.with_name(target.name + REBUILD_SUFFIX)
-    ready = target.with_name(target.name + READY_SUFFIX)
-    _remove_database(building)
+    views = settings.views_dir
+    version = view_files.new_version_path(views, name)
     factory = _catalog()[name]
     application = build_application(settings)
-    store = ViewStore(building)
+    stream = _rebuild_stream(settings, application, version)
+    store = ViewStore(version)
     try:
-        runner = ProjectionRunner(
-            factory(timezone=settings.timezone), store, build_stream(settings, application)
-        )
+        runner = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
         with progress_bar() as progress:
             applied = catch_up(runner, progress, f"rebuilding {name}")
         position = runner.position
         runner.stop()
-    finally:
+    except BaseException:
         _close_store(store)
+        view_files.remove_database(version)
+        raise
+    finally:
+        close_stream = getattr(stream, "close", None)
+        if callable(close_stream):
+            close_stream()
         application.close()
-    _make_self_contained(building)
-    os.replace(building, ready)
+    _close_store(store)
     lock = ServerLock(settings.data_dir)
     with lock.held() as free:
         if free:
             lock.describe({"pid": os.getpid(), "projections": False, "command": "rebuild"})
-        if free and _install(ready, target):
+            old = view_files.live_path(views, name)
+            view_files.point_to(views, name, version)
+            view_files.remove_database(old)
             typer.echo(
-                f"Rebuilt {name}: {applied} events applied, position {position}; "
-                f"swapped into {target}."
+                f"Rebuilt {name}: {applied} events applied up to position {position}; "
+                f"now serving {version.name}."
             )
             return
-    server = ServerLock.holder(settings.data_dir)
-    user = f"a server (pid {server.get('pid', '?')})" if server is not None else "another process"
+    view_files.offer(views, name, version)
+    server = ServerLock.holder(settings.data_dir) or {}
+    deadline = time.monotonic() + wait
+    with console(stderr=True).status(f"waiting for the server to swap {name} in"):
+        while view_files.live_path(views, name) != version:
+            if time.monotonic() > deadline:
+                raise fail(
+                    f"rebuilt {name} up to position {position}, but the server "
+                    f"(pid {server.get('pid', '?')}) did not swap it in within {wait:.0f} s; "
+                    f"it stays offered in {view_files.READY.format(name=name)}"
+                )
+            time.sleep(0.2)
     typer.echo(
-        f"Rebuilt {name} up to position {position}, but {target} is in use by {user}, "
-        f"which keeps its open view until it restarts. The copy waits in {ready}; "
-        "the next `civic serve` swaps it in and catches it up."
+        f"Rebuilt {name}: {applied} events applied up to position {position}; the server "
+        f"(pid {server.get('pid', '?')}) swapped it in live and serves {version.name}."
     )
 
 
-def swap_ready_views(settings: Settings) -> None:
-    """Swap in views rebuilt while the server ran (called by ``serve`` with the lock held)."""
+def _rebuild_stream(settings: Settings, application: Any, version: Path) -> Any:
+    """The stream a rebuild reads: on Kafka a consumer group of its own, so that it
+    takes no partitions from the consumers keeping the live version up to date."""
+    if not settings.kafka:
+        return build_stream(settings, application)
+    from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - the Kafka adapter loads on demand
+
+    kafka = KafkaStream.from_settings(settings, group_prefix=f"civic.rebuild.{version.stem}.")
+    kafka.attach_store(application.recorder)
+    return kafka
+
+
+def remove_stale_views(settings: Settings) -> None:
+    """Delete view versions nothing serves (called by ``serve`` with the lock held)."""
+    from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
+
     if not settings.views_dir.exists():
         return
-    for ready in sorted(settings.views_dir.glob(f"*.sqlite{READY_SUFFIX}")):
-        target = ready.with_name(ready.name.removesuffix(READY_SUFFIX))
-        if _install(ready, target):
-            log.info("projection.rebuilt_view_installed", view=str(target))
-        else:
-            log.warning("projection.rebuilt_view_not_installed", view=str(target))
-
-
-def _remove_database(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def _make_self_contained(path: Path) -> None:
-    """Fold the WAL into the database file so that one file holds everything."""
-    with closing(sqlite3.connect(path, timeout=5)) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA journal_mode=DELETE")
-
-
-def _install(ready: Path, target: Path) -> bool:
-    """Move ``ready`` onto ``target`` if nobody has the target open; False if busy.
-
-    The old view's WAL and shared-memory files must not outlive it (SQLite would
-    replay the old WAL into the new file), so the old view is first switched out of
-    WAL mode — which SQLite refuses while another connection has it open.
-    """
-    if target.exists():
-        try:
-            with closing(sqlite3.connect(target, timeout=0.5)) as conn:
-                mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
-        except sqlite3.DatabaseError:
-            mode = "busy"
-        if str(mode).lower() != "delete":
-            return False
-    os.replace(ready, target)
-    for suffix in ("-wal", "-shm", "-journal"):  # leftovers of a connection that raced us
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    return True
+    for name in PROJECTIONS:
+        for path in view_files.stale_versions(settings.views_dir, name):
+            view_files.remove_database(path)
+            log.info("projection.stale_view_removed", view=path.name)
 
 
 @projections_app.command("dead-letters")

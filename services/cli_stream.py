@@ -146,8 +146,8 @@ def project(
     """Feed one read model from Kafka until stopped (a consumer of group civic.NAME)."""
     from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - the Kafka adapter loads on demand
     from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
-    from projections.runner import ProjectionRunner  # noqa: PLC0415
-    from projections.store import ViewStore  # noqa: PLC0415
+    from projections.view_files import live_path  # noqa: PLC0415
+    from services.bootstrap import build_swapper, runner_factory  # noqa: PLC0415
 
     factory = PROJECTIONS.get(name)
     if factory is None:
@@ -161,17 +161,18 @@ def project(
         session_timeout_ms=session_timeout_ms,
         consumer_options={"group_instance_id": group_instance_id} if group_instance_id else None,
     )
-    store = ViewStore(settings.views_dir / f"{name}.sqlite")
-    runner = ProjectionRunner(
-        factory(timezone=settings.timezone), store, stream, batch_size=batch_size
-    )
-    runner.start()
+    make = runner_factory(settings, stream, batch_size=batch_size)
+    runners = {name: make(name, live_path(settings.views_dir, name))}
+    swapper = build_swapper(settings, runners, make)  # follows `civic projections rebuild`
+    runners[name].start()
+    swapper.start()
     try:
         _until_signalled()
     finally:
-        runner.stop()
+        swapper.stop()
+        runners[name].stop()
         stream.close()
-        store.close()
+        runners[name].store.close()
 
 
 def register(app: typer.Typer) -> None:

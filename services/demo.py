@@ -52,6 +52,8 @@ from domain.units import PracticeUnit, UnitTier
 from domain.volunteers import Volunteer, document_digest
 from services import commands as c
 from services.application import BatchItem, CivicApplication
+from services.demo_community import plan_community
+from services.demo_orders import plan_orders
 from services.principals import SYSTEM, Principal
 
 DEFAULT_START = date(2025, 1, 1)
@@ -371,6 +373,10 @@ class _Generator:
         self.activities(center, institutes, stations, people)
         self.awards(people)
         self.redemptions(people, rewards)
+        plan_community(self, center, institutes, stations, people, self.config.seed)
+        plan_orders(
+            self, self.config.seed, self.config.months, center, institutes, stations, people
+        )
         self._keyed.sort(key=lambda k: (k[0], k[1], k[2]))
         steps = [Step(self.tick(day), cmd) for day, _, _, cmd in self._keyed]
         counts = Counter(

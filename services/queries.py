@@ -243,6 +243,8 @@ def _line(event: Any, balance: int) -> tuple[StatementLine, int]:
         delta, reason, redemption_id = event.points, event.reason, event.redemption_id
     elif isinstance(event, Passbook.PointsExpired):
         delta, reason = -event.points, "expired"
+    elif isinstance(event, Passbook.CorrectionDebited):
+        delta, reason, activity_id = -event.points, event.reason, event.activity_id
     balance += delta
     line = StatementLine(
         version=event.originator_version,

@@ -47,7 +47,7 @@ def wait_for_projection(platform: Platform, name: str, min_position: int | None)
     runner = platform.runners.get(name)
     if runner is None:
         raise ProblemError(503, "projection-unavailable", f"the {name} read model is not running")
-    if not runner.wait_for(min_position, platform.settings.read_wait_timeout):
+    if not platform.wait_for_view(name, min_position, platform.settings.read_wait_timeout):
         raise ProblemError(
             503,
             "projection-behind",

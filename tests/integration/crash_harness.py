@@ -39,6 +39,7 @@ from infra.settings import Settings
 from projections.catalog import PROJECTIONS
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
+from projections.view_files import live_path
 from services.application import CivicApplication
 from services.demo import DemoConfig, generate, load
 
@@ -374,7 +375,7 @@ class Campaign:
             )
         ]
         for name in sorted(PROJECTIONS):
-            view = settings.views_dir / f"{name}.sqlite"
+            view = live_path(settings.views_dir, name)
             argv = civic_command(
                 "project",
                 name,
@@ -506,7 +507,7 @@ class Campaign:
 
     def _converge(self, head: int, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
-        views = [self.settings.views_dir / f"{name}.sqlite" for name in PROJECTIONS]
+        views = [live_path(self.settings.views_dir, name) for name in PROJECTIONS]
         while any(view_position(v) < head for v in views):
             if time.monotonic() > deadline:
                 positions = {v.stem: view_position(v) for v in views}
@@ -526,7 +527,7 @@ class Campaign:
         self.report.topic_missing = len(set(range(1, head + 1)) - set(counts))
         reference = recompute(self.app, scratch, self.settings.timezone)
         for name in sorted(PROJECTIONS):
-            view = self.settings.views_dir / f"{name}.sqlite"
+            view = live_path(self.settings.views_dir, name)
             self.report.differences[name] = row_differences(
                 dump_tables(view), dump_tables(reference[name])
             )

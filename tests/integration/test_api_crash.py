@@ -21,6 +21,7 @@ import pytest
 
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
+from projections.view_files import live_path
 from services.bootstrap import build_application
 from tests.integration.conftest import DOCUMENT_SECRET, dump_tables, wait_until
 from tests.integration.crash_harness import ApiServer, recompute, row_differences, view_position
@@ -257,7 +258,7 @@ def test_api_killed_mid_request_commits_each_request_whole_or_not_at_all(
     app = build_application(server.settings)
     try:
         head = app.head()
-        views = [data / "views" / f"{name}.sqlite" for name in PROJECTIONS]
+        views = [live_path(data / "views", name) for name in PROJECTIONS]
         wait_until(lambda: all(view_position(v) >= head for v in views), 60, what="read models")
         assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM once it shut down
         reference = recompute(app, data.parent / "recomputed", server.settings.timezone)
@@ -265,7 +266,7 @@ def test_api_killed_mid_request_commits_each_request_whole_or_not_at_all(
         app.close()
     differences = {
         name: row_differences(
-            dump_tables(data / "views" / f"{name}.sqlite"), dump_tables(reference[name])
+            dump_tables(live_path(data / "views", name)), dump_tables(reference[name])
         )
         for name in PROJECTIONS
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -15,7 +16,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from infra.settings import Settings
+from projections.view_files import live_path, offered
 from services import cli
+from services.bootstrap import Platform
 from services.keys import KeyStore
 from services.principals import Role
 
@@ -117,13 +120,17 @@ def test_demo_catch_up_status_and_rebuild(civic: Any, data_dir: Path) -> None:
     assert all(p["lag"] == 0 and p["healthy"] and p["head"] > 0 for p in rows.values())
     assert status["server"] is None
 
-    view = data_dir / "views" / "leaderboard.sqlite"
+    views = data_dir / "views"
+    view = live_path(views, "leaderboard")
+    assert view.name == "leaderboard.sqlite"
     before = view_rows(view)
     assert any(before.values())
     rebuilt = civic("projections", "rebuild", "leaderboard")
-    assert "swapped" in rebuilt.stdout
-    assert view_rows(view) == before
-    assert sorted(p.name for p in view.parent.glob("leaderboard.sqlite*")) == ["leaderboard.sqlite"]
+    assert "now serving" in rebuilt.stdout
+    new_view = live_path(views, "leaderboard")
+    assert new_view != view
+    assert view_rows(new_view) == before
+    assert [p.name for p in views.glob("leaderboard*.sqlite*")] == [new_view.name]
     status = json.loads(civic("projections", "status", "--json").stdout)
     assert {p["name"]: p["lag"] for p in status["projections"]}["leaderboard"] == 0
 
@@ -132,13 +139,14 @@ def test_demo_catch_up_status_and_rebuild(civic: Any, data_dir: Path) -> None:
     assert civic("projections", "dead-letters", "leaderboard", "--replay", "3", ok=False).exit_code
 
 
-def test_rebuild_waits_for_a_running_server_and_serve_swaps_it_in(
-    civic: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+def test_rebuild_offered_to_a_server_that_does_not_take_it_times_out(
+    civic: Any, data_dir: Path
 ) -> None:
     civic("demo", "--volunteers", "30", "--months", "1")
     civic("projections", "catch-up")
-    view = data_dir / "views" / "unit_metrics.sqlite"
-    before = view_rows(view)
+    views = data_dir / "views"
+    served = live_path(views, "unit_metrics")
+    before = view_rows(served)
 
     server = cli.ServerLock(data_dir)
     assert server.acquire()
@@ -147,20 +155,32 @@ def test_rebuild_waits_for_a_running_server_and_serve_swaps_it_in(
         refused = civic("projections", "catch-up", ok=False)
         assert refused.exit_code == 1
         assert "4242" in refused.output
-        waiting = civic("projections", "rebuild", "unit_metrics")
-        assert "keeps its open view until it restarts" in waiting.stdout
-        assert view.with_name("unit_metrics.sqlite.rebuilt").exists()
+        waiting = civic("projections", "rebuild", "unit_metrics", "--wait", "1", ok=False)
+        assert waiting.exit_code == 1
+        assert "did not swap it in" in waiting.output
+        offer = offered(views, "unit_metrics")
+        assert offer is not None
+        assert offer.exists()
+        assert live_path(views, "unit_metrics") == served  # still serving the old version
     finally:
         server.release()
 
-    # `civic serve` swaps the rebuilt copy in before it starts serving
-    started: list[Settings] = []
-    monkeypatch.setattr(cli, "run_uvicorn", lambda settings, workers: started.append(settings))
-    keep_server_environment(monkeypatch, data_dir)
-    civic("serve", "--port", "8999")
-    assert [s.port for s in started] == [8999]
-    assert not view.with_name("unit_metrics.sqlite.rebuilt").exists()
-    assert view_rows(view) == before
+    # the next server takes the offer when it starts
+    settings = Settings(data_dir=data_dir, document_secret=ENV["CIVIC_DOCUMENT_SECRET"])
+    platform = Platform.build(settings)
+    try:
+        assert platform.swapper is not None
+        platform.swapper.grace = 0.0
+        assert platform.swapper.check() == ["unit_metrics"]
+        assert live_path(views, "unit_metrics") == offer
+        assert offered(views, "unit_metrics") is None
+    finally:
+        platform.close()
+    assert view_rows(offer) == before
+    deadline = time.monotonic() + 10
+    while served.exists() and time.monotonic() < deadline:  # once reads holding it are done
+        time.sleep(0.05)
+    assert not served.exists()
 
 
 def test_serve_creates_the_first_admin_key_once(

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 from uuid import UUID, uuid4
 
 import psycopg
@@ -24,6 +25,7 @@ from services.application import (
     IdempotencyMismatchError,
 )
 from services.bootstrap import build_application
+from services.handlers import HANDLERS
 from services.principals import SYSTEM, ForbiddenError, Principal, Role
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -304,3 +306,8 @@ def test_events_are_stamped_with_the_command_time_and_actor(app: CivicApplicatio
     assert last.timestamp == NOW + timedelta(days=3)
     assert last.actor == "key:k9"
     assert last.reason == "文明户评比"
+
+
+def test_every_command_has_a_handler() -> None:
+    union = get_args(c.AnyCommand)[0]
+    assert set(get_args(union)) <= set(HANDLERS)

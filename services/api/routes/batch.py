@@ -32,6 +32,10 @@ CREATING: frozenset[type[c.Command]] = frozenset(
         c.AdjustPoints,
         c.ListReward,
         c.Redeem,
+        c.FormTeam,
+        c.JoinTeam,
+        c.AddMenuItem,
+        c.PlaceOrder,
     }
 )
 

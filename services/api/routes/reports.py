@@ -161,7 +161,9 @@ class UnitMetricsReport(BaseModel):
     summary="A unit's figures (its whole subtree) for one period or a range of periods",
     description=(
         "Activities, sign-ups, service minutes, people served, participants, points "
-        "awarded/redeemed/expired, redemptions and volunteers. Give `period_key` for one "
+        "awarded/redeemed/expired, redemptions, volunteers and service orders (received, "
+        "dispatched, completed, ratings, time to complete; open and overdue orders are "
+        "figures of now, in the current period only). Give `period_key` for one "
         "period (default: the current one), or `from_key` and `to_key` for a series."
     ),
     responses=problems(403, 404, 503),
@@ -180,15 +182,22 @@ def get_unit_metrics(
     conn = _reader(platform, unit_metrics.UnitMetricsProjection.name, min_position)
     position = platform.runners[unit_metrics.UnitMetricsProjection.name].position
     g: Granularity = granularity
+    deadlines, now = platform.settings.order_deadlines, platform.app.clock()
     try:
         if from_key is not None or to_key is not None:
             if from_key is None or to_key is None:
                 raise ProblemError(422, "invalid-period", "give both from_key and to_key")
             if _period_count(g, from_key, to_key) > MAX_SERIES:
                 raise ProblemError(422, "invalid-period", f"at most {MAX_SERIES} periods")
-            periods = unit_metrics.series(conn, str(unit_id), g, from_key, to_key)
+            periods = unit_metrics.series(
+                conn, str(unit_id), g, from_key, to_key, deadlines=deadlines, now=now
+            )
         else:
-            periods = [unit_metrics.metrics(conn, str(unit_id), g, period_key)]
+            periods = [
+                unit_metrics.metrics(
+                    conn, str(unit_id), g, period_key, deadlines=deadlines, now=now
+                )
+            ]
     except (ValueError, OverflowError) as exc:
         raise _invalid(exc) from None
     return UnitMetricsReport(

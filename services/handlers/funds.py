@@ -1,0 +1,73 @@
+"""Command handlers for the community charity funds (社区慈善基金)."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from domain.errors import ConflictError
+from domain.funds import Fund
+from domain.units import PracticeUnit
+from services import commands as c
+from services.handlers.base import Context, Handler, Result
+from services.unit_of_work import UnitOfWork
+
+
+def open_fund(cmd: c.OpenFund, uow: UnitOfWork, ctx: Context) -> Result:
+    unit = uow.get(PracticeUnit, cmd.unit_id)
+    ctx.principal.ensure_can_write(unit.lineage)
+    if uow.find(Fund, Fund.create_id(unit.id)) is not None:
+        raise ConflictError("this unit already has a charity fund", code="fund-exists")
+    fund = Fund.open_at(unit=unit, title=cmd.title)
+    uow.add(fund)
+    return {"fund_id": str(fund.id), "unit_id": str(unit.id), "balance_fen": fund.balance_fen}
+
+
+def _fund_for_write(uow: UnitOfWork, ctx: Context, fund_id: UUID) -> Fund:
+    fund = uow.get(Fund, fund_id)
+    ctx.principal.ensure_can_write(fund.lineage)
+    return fund
+
+
+def _movement(fund: Fund, movement_id: UUID, direction: str, amount_fen: int) -> Result:
+    return {
+        "fund_id": str(fund.id),
+        "movement_id": str(movement_id),
+        "direction": direction,
+        "amount_fen": amount_fen,
+        "balance_fen": fund.balance_fen,
+    }
+
+
+def receive_money(cmd: c.ReceiveMoney, uow: UnitOfWork, ctx: Context) -> Result:
+    fund = _fund_for_write(uow, ctx, cmd.fund_id)
+    movement_id = cmd.movement_id or uuid4()
+    fund.receive(
+        movement_id=movement_id,
+        amount_fen=cmd.amount_fen,
+        source_kind=cmd.source_kind,
+        purpose=cmd.purpose,
+        donor=cmd.donor,
+        approved_by=cmd.approved_by,
+    )
+    return _movement(fund, movement_id, "in", cmd.amount_fen)
+
+
+def disburse_money(cmd: c.DisburseMoney, uow: UnitOfWork, ctx: Context) -> Result:
+    fund = _fund_for_write(uow, ctx, cmd.fund_id)
+    movement_id = cmd.movement_id or uuid4()
+    fund.disburse(
+        movement_id=movement_id,
+        amount_fen=cmd.amount_fen,
+        purpose_kind=cmd.purpose_kind,
+        purpose=cmd.purpose,
+        approved_by=cmd.approved_by,
+        beneficiaries=cmd.beneficiaries,
+    )
+    return _movement(fund, movement_id, "out", cmd.amount_fen)
+
+
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.OpenFund: open_fund,
+    c.ReceiveMoney: receive_money,
+    c.DisburseMoney: disburse_money,
+}

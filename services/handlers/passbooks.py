@@ -1,0 +1,79 @@
+"""Command handlers for love passbooks."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from domain.errors import ConflictError, RuleViolationError
+from domain.passbook import AwardKind, Passbook
+from services import commands as c
+from services.handlers.base import Context, Handler, Result
+from services.unit_of_work import UnitOfWork
+
+
+def _passbook_for_write(uow: UnitOfWork, ctx: Context, volunteer_id: UUID) -> Passbook:
+    passbook = uow.get(Passbook, Passbook.create_id(volunteer_id))
+    ctx.principal.ensure_can_write(passbook.home_path)
+    return passbook
+
+
+def award_points(cmd: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
+    passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
+    award_id = cmd.award_id or uuid4()
+    lot_id = passbook.award(
+        points=cmd.points,
+        kind=AwardKind.MANUAL,
+        source_id=award_id,
+        reason=cmd.reason,
+        now=ctx.now,
+        policy=ctx.expiry_policy,
+    )
+    return {
+        "volunteer_id": str(cmd.volunteer_id),
+        "award_id": str(award_id),
+        "lot_id": str(lot_id),
+        "points": cmd.points,
+        "balance": passbook.balance,
+    }
+
+
+def adjust_points(cmd: c.AdjustPoints, uow: UnitOfWork, ctx: Context) -> Result:
+    ctx.principal.ensure_admin()
+    passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
+    adjustment_id = cmd.adjustment_id or uuid4()
+    if cmd.delta == 0:
+        raise RuleViolationError("an adjustment must change the balance", code="bad-points")
+    if cmd.delta > 0:
+        passbook.award(
+            points=cmd.delta,
+            kind=AwardKind.ADJUSTMENT,
+            source_id=adjustment_id,
+            reason=cmd.reason,
+            now=ctx.now,
+            policy=ctx.expiry_policy,
+        )
+    else:
+        passbook.deduct(
+            points=-cmd.delta, reason=cmd.reason, adjustment_id=adjustment_id, now=ctx.now
+        )
+    return {
+        "volunteer_id": str(cmd.volunteer_id),
+        "adjustment_id": str(adjustment_id),
+        "delta": cmd.delta,
+        "balance": passbook.balance,
+    }
+
+
+def expire_points(cmd: c.ExpirePoints, uow: UnitOfWork, ctx: Context) -> Result:
+    passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
+    expired = passbook.expire_due(ctx.now)
+    if not expired:
+        raise ConflictError("no points are due to expire", code="nothing-to-expire")
+    return {"volunteer_id": str(cmd.volunteer_id), "expired": expired, "balance": passbook.balance}
+
+
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.AwardPoints: award_points,
+    c.AdjustPoints: adjust_points,
+    c.ExpirePoints: expire_points,
+}

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
 
     # secrets: the keyed hash of identity-document numbers
     document_secret: SecretStr | None = None
+    # the master key that wraps each volunteer's personal-data key (infra/vault.py)
+    vault_master_key: SecretStr | None = None
 
     # points
     timezone: str = "Asia/Shanghai"
@@ -67,6 +69,9 @@ class Settings(BaseSettings):
     max_batch_items: int = 5_000
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    # failed authentications per client address in a sliding window, then 429
+    auth_failure_limit: int = Field(default=20, ge=1)
+    auth_failure_window: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -74,6 +79,13 @@ class Settings(BaseSettings):
             secret = self.document_secret.get_secret_value() if self.document_secret else ""
             if secret.lower() in WEAK_SECRETS or len(secret) < 32:
                 msg = "CIVIC_DOCUMENT_SECRET must be set to at least 32 random characters"
+                raise ValueError(msg)
+            master = self.vault_master_key.get_secret_value() if self.vault_master_key else ""
+            if master.lower() in WEAK_SECRETS or len(master) < 32 or master == secret:
+                msg = (
+                    "CIVIC_VAULT_MASTER_KEY must be set to at least 32 random characters "
+                    "(not the document secret)"
+                )
                 raise ValueError(msg)
         if self.event_store == "postgres" and not self.postgres_dsn:
             msg = "CIVIC_POSTGRES_DSN is required when CIVIC_EVENT_STORE=postgres"
@@ -100,6 +112,22 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    def vault_master_key_bytes(self) -> bytes:
+        """The configured vault master key, or one generated once and kept in the data
+        dir (development convenience; production refuses to start without one)."""
+        if self.vault_master_key is not None:
+            return self.vault_master_key.get_secret_value().encode()
+        path = self.data_dir / "vault-master-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    @property
+    def vault_db(self) -> Path:
+        return self.data_dir / "vault.sqlite"
 
     @property
     def events_db(self) -> Path:

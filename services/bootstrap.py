@@ -13,6 +13,7 @@ from domain.points import HoursSource, PointsRule
 from infra.embedded_stream import EmbeddedStream
 from infra.event_store import GroupCommitSQLiteRecorder
 from infra.settings import Settings
+from infra.vault import PersonalDataVault
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import EventStream
@@ -66,6 +67,7 @@ def build_application(settings: Settings) -> CivicApplication:
         document_secret=settings.document_secret_bytes(),
         points_rule=rule,
         expiry_policy=settings.expiry_policy,
+        vault=PersonalDataVault(settings.vault_db, settings.vault_master_key_bytes()),
     )
 
 

@@ -43,6 +43,7 @@ from services.commands.rewards import (
 )
 from services.commands.units import CloseUnit, OpenUnit, RenameUnit
 from services.commands.volunteers import (
+    EraseVolunteer,
     RegisterVolunteer,
     ReinstateVolunteer,
     SuspendVolunteer,
@@ -92,6 +93,7 @@ __all__ = [
     "Command",
     "ConfirmService",
     "DelistReward",
+    "EraseVolunteer",
     "ExpirePoints",
     "FulfilRedemption",
     "Hours",

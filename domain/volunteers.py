@@ -147,17 +147,17 @@ class Volunteer(CivicAggregate):
     def is_erased(self) -> bool:
         return self.status == VolunteerStatus.ERASED
 
-    def _ensure_not_erased(self) -> None:
+    def ensure_not_erased(self) -> None:
         if self.is_erased:
             raise ConflictError("the volunteer's record was erased", code="volunteer-erased")
 
     def ensure_active(self) -> None:
-        self._ensure_not_erased()
+        self.ensure_not_erased()
         if not self.is_active:
             raise ConflictError("the volunteer is suspended", code="volunteer-suspended")
 
     def update_profile(self, *, name: str | None, phone: str | None, reason: str) -> None:
-        self._ensure_not_erased()
+        self.ensure_not_erased()
         new_name = name if name is not None else self.name
         new_phone = phone if phone is not None else self.phone
         if (new_name, new_phone) == (self.name, self.phone):
@@ -170,7 +170,7 @@ class Volunteer(CivicAggregate):
         self.phone = phone
 
     def suspend(self, reason: str) -> None:
-        self._ensure_not_erased()
+        self.ensure_not_erased()
         if self.status == VolunteerStatus.SUSPENDED:
             raise ConflictError("the volunteer is already suspended", code="already-suspended")
         self._suspend(reason=reason)
@@ -180,7 +180,7 @@ class Volunteer(CivicAggregate):
         self.status = VolunteerStatus.SUSPENDED
 
     def reinstate(self, reason: str) -> None:
-        self._ensure_not_erased()
+        self.ensure_not_erased()
         if self.status == VolunteerStatus.ACTIVE:
             raise ConflictError("the volunteer is not suspended", code="not-suspended")
         self._reinstate(reason=reason)
@@ -190,7 +190,7 @@ class Volunteer(CivicAggregate):
         self.status = VolunteerStatus.ACTIVE
 
     def erase(self, reason: str) -> None:
-        self._ensure_not_erased()
+        self.ensure_not_erased()
         self._erase(reason=reason)
 
     @event(Erased)

@@ -84,6 +84,7 @@ def update_volunteer_profile(
     cmd: c.UpdateVolunteerProfile, uow: UnitOfWork, ctx: Context
 ) -> Result:
     volunteer = _volunteer_for_write(uow, ctx, cmd.volunteer_id)
+    volunteer.ensure_not_erased()  # before sealing: an erased volunteer has no key
     vault = ctx.vault
     # compare plaintexts (two seals of one value differ); seal only what changes
     name = cmd.name

@@ -254,15 +254,17 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     413: "Request body too large",
     422: "Invalid input or a broken business rule",
+    429: "Too many failed authentications from this address (retry after Retry-After)",
     503: "The read model has not caught up yet (retry after the Retry-After delay)",
 }
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting problem bodies (401 always)."""
+    """OpenAPI ``responses`` entries documenting problem bodies (401, 422 and 429
+    always: every route authenticates and validates)."""
     return {
         s: {"model": Problem, "description": _DESCRIPTIONS.get(s, HTTPStatus(s).phrase)}
-        for s in sorted({401, 422, *statuses})
+        for s in sorted({401, 422, 429, *statuses})
     }
 
 

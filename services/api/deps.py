@@ -98,6 +98,7 @@ async def idempotency_key(
                 "returns the original result (with `Idempotent-Replayed: true`) and "
                 "records nothing new. 1-255 visible ASCII characters."
             ),
+            json_schema_extra={"pattern": _IDEMPOTENCY_KEY.pattern},
         ),
     ] = None,
 ) -> str | None:

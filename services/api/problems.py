@@ -260,11 +260,11 @@ _DESCRIPTIONS = {
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting problem bodies (401, 422 and 429
-    always: every route authenticates and validates)."""
+    """OpenAPI ``responses`` entries documenting problem bodies. 400, 401, 413, 422 and
+    429 always: every route parses headers and bodies, authenticates and validates."""
     return {
         s: {"model": Problem, "description": _DESCRIPTIONS.get(s, HTTPStatus(s).phrase)}
-        for s in sorted({401, 422, 429, *statuses})
+        for s in sorted({400, 401, 413, 422, 429, *statuses})
     }
 
 
@@ -275,6 +275,11 @@ def problem_media_type_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content")
-                if str(status)[0] in "45" and content and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
+                if str(status)[0] not in "45" or not content:
+                    continue
+                for media in list(content):
+                    ref = content[media].get("schema", {}).get("$ref", "")
+                    if media == "application/json" or ref.endswith("/Problem"):
+                        # (a plain-text route documents its problems as text/plain)
+                        content[PROBLEM_JSON] = content.pop(media)
     return schema

@@ -82,6 +82,7 @@ from services.commands.venture import (
     SubmitProject,
 )
 from services.commands.volunteers import (
+    EraseVolunteer,
     RegisterVolunteer,
     ReinstateVolunteer,
     SuspendVolunteer,
@@ -195,6 +196,7 @@ __all__ = [
     "DisbandTeam",
     "DisburseMoney",
     "DispatchOrder",
+    "EraseVolunteer",
     "ExpirePoints",
     "FormTeam",
     "FulfilRedemption",

@@ -60,8 +60,10 @@ def _entry(app: CivicApplication, recorded: RecordedEvent) -> HistoryEntry:
         k: to_jsonable_python(v) for k, v in fields.items() if k not in _STANDARD and k[0] != "_"
     }
     payload.pop("originator_topic", None)
-    subject = UUID(str(recorded.stored.originator_id))
-    for field, value in payload.items():  # personal data is sealed per volunteer
+    # personal data is sealed per record: the volunteer, order or wish (the aggregate),
+    # or a fund movement (services/personal_data.py)
+    subject = UUID(str(payload.get("movement_id") or recorded.stored.originator_id))
+    for field, value in payload.items():
         if isinstance(value, str) and is_token(value):
             payload[field] = app.vault.reveal(subject, field, value)
     qualname = recorded.stored.topic.rpartition(":")[2]

@@ -161,6 +161,13 @@ class ServiceOrder(CivicAggregate):
         photo_links: list[str]
         at: datetime
 
+    class ResidentDataErased(CivicAggregate.Event):
+        """The resident's personal data on this order was erased (right to erasure).
+        Carries no personal data: the service layer then deletes the order's key, so
+        the sealed reference, name, phone and address become unreadable."""
+
+        reason: str
+
     # -- placing ---------------------------------------------------------------------
 
     @classmethod
@@ -255,6 +262,7 @@ class ServiceOrder(CivicAggregate):
         self.comment: str | None = None
         self.story: str | None = None
         self.photo_links: list[str] = []
+        self.resident_erased = False
 
     # -- queries ---------------------------------------------------------------------
 
@@ -470,6 +478,10 @@ class ServiceOrder(CivicAggregate):
             raise ConflictError("the order was already rated", code="already-rated")
         if not 1 <= stars <= MAX_STARS:
             raise RuleViolationError("a rating is 1 to 5 stars", code="bad-rating")
+        if self.resident_ref is not None and self.resident_erased:
+            raise ConflictError(
+                "the resident's data on this order was erased", code="resident-erased"
+            )
         if self.resident_ref is not None and resident_ref != self.resident_ref:
             raise RuleViolationError(
                 "only the resident who ordered rates the order", code="not-the-resident"
@@ -495,6 +507,19 @@ class ServiceOrder(CivicAggregate):
     def _showcase(self, story: str, photo_links: list[str], at: datetime) -> None:
         self.story = story
         self.photo_links = list(photo_links)
+
+    # -- erasure -----------------------------------------------------------------------
+
+    def erase_resident_data(self, reason: str) -> None:
+        if self.resident_erased:
+            raise ConflictError(
+                "the resident's data on this order was already erased", code="resident-erased"
+            )
+        self._erase_resident_data(reason=reason)
+
+    @event(ResidentDataErased)
+    def _erase_resident_data(self, reason: str) -> None:
+        self.resident_erased = True
 
     def _ensure(self, status: OrderStatus, detail: str, code: str = "wrong-status") -> None:
         if self.status != status:

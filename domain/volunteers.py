@@ -3,6 +3,14 @@
 The volunteer's id is derived from a keyed hash (HMAC) of the identity-document
 number, so a second registration of the same person lands on the same aggregate
 id and is refused, while the raw number never appears in an event.
+
+Personal data (name, phone, masked document number) reaches the aggregate already
+sealed by the service layer (``infra/vault.py``): the domain holds opaque tokens and
+never needs the plaintext. Erasure (:meth:`Volunteer.erase`) is a fact like any
+other; the service layer then deletes the volunteer's key, which makes every token
+unreadable. A person whose record was erased may register again: the next
+registration takes the next *generation* of the id (a new volunteer, a new
+passbook), so the erased history stays with its pseudonymous id.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ from domain.units import PracticeUnit, UnitTier
 class VolunteerStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    ERASED = "erased"
 
+
+MAX_GENERATIONS = 16  # registrations of one person, counting those later erased
 
 _RESIDENT_ID = re.compile(r"^\d{17}[\dX]$")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -73,9 +84,17 @@ class Volunteer(CivicAggregate):
     class Reinstated(CivicAggregate.Event):
         reason: str
 
+    class Erased(CivicAggregate.Event):
+        """The volunteer's personal data was erased (right to erasure). Carries no
+        personal data itself; the points and service history stay."""
+
+        reason: str
+
     @staticmethod
-    def create_id(document_digest: str) -> UUID:
-        return name_id("volunteer", document_digest)
+    def create_id(document_digest: str, generation: int = 0) -> UUID:
+        if generation == 0:
+            return name_id("volunteer", document_digest)
+        return name_id("volunteer", document_digest, generation)
 
     @classmethod
     def register(
@@ -86,6 +105,7 @@ class Volunteer(CivicAggregate):
         home_station: PracticeUnit,
         name: str,
         phone: str,
+        generation: int = 0,
     ) -> Volunteer:
         if home_station.tier != UnitTier.STATION:
             raise RuleViolationError(
@@ -95,7 +115,7 @@ class Volunteer(CivicAggregate):
             raise ConflictError("the station is closed", code="unit-closed")
         return cls._create(
             cls.Registered,
-            id=cls.create_id(document_digest),
+            id=cls.create_id(document_digest, generation),
             home_station_id=home_station.id,
             home_path=home_station.lineage,
             name=name,
@@ -123,11 +143,21 @@ class Volunteer(CivicAggregate):
     def is_active(self) -> bool:
         return self.status == VolunteerStatus.ACTIVE
 
+    @property
+    def is_erased(self) -> bool:
+        return self.status == VolunteerStatus.ERASED
+
+    def ensure_not_erased(self) -> None:
+        if self.is_erased:
+            raise ConflictError("the volunteer's record was erased", code="volunteer-erased")
+
     def ensure_active(self) -> None:
+        self.ensure_not_erased()
         if not self.is_active:
             raise ConflictError("the volunteer is suspended", code="volunteer-suspended")
 
     def update_profile(self, *, name: str | None, phone: str | None, reason: str) -> None:
+        self.ensure_not_erased()
         new_name = name if name is not None else self.name
         new_phone = phone if phone is not None else self.phone
         if (new_name, new_phone) == (self.name, self.phone):
@@ -140,6 +170,7 @@ class Volunteer(CivicAggregate):
         self.phone = phone
 
     def suspend(self, reason: str) -> None:
+        self.ensure_not_erased()
         if self.status == VolunteerStatus.SUSPENDED:
             raise ConflictError("the volunteer is already suspended", code="already-suspended")
         self._suspend(reason=reason)
@@ -149,6 +180,7 @@ class Volunteer(CivicAggregate):
         self.status = VolunteerStatus.SUSPENDED
 
     def reinstate(self, reason: str) -> None:
+        self.ensure_not_erased()
         if self.status == VolunteerStatus.ACTIVE:
             raise ConflictError("the volunteer is not suspended", code="not-suspended")
         self._reinstate(reason=reason)
@@ -156,3 +188,14 @@ class Volunteer(CivicAggregate):
     @event(Reinstated)
     def _reinstate(self, reason: str) -> None:
         self.status = VolunteerStatus.ACTIVE
+
+    def erase(self, reason: str) -> None:
+        self.ensure_not_erased()
+        self._erase(reason=reason)
+
+    @event(Erased)
+    def _erase(self, reason: str) -> None:
+        self.status = VolunteerStatus.ERASED
+        self.name = ""
+        self.phone = ""
+        self.document_masked = ""

@@ -75,6 +75,13 @@ class Wish(CivicAggregate):
     class Cancelled(CivicAggregate.Event):
         reason: str
 
+    class ResidentDataErased(CivicAggregate.Event):
+        """The personal data on this wish (the resident's reference, a member
+        claimant's reference) was erased. Carries no personal data: the service layer
+        then deletes the wish's key, so the sealed references become unreadable."""
+
+        reason: str
+
     @classmethod
     def post(
         cls,
@@ -127,6 +134,7 @@ class Wish(CivicAggregate):
         self.claimant_ref = ""
         self.claims = 0
         self.confirmation_id: UUID | None = None
+        self.resident_erased = False
 
     @property
     def lineage(self) -> list[UUID]:
@@ -147,6 +155,7 @@ class Wish(CivicAggregate):
 
     def claim_by_member(self, claimant_ref: str) -> None:
         self._ensure_claimable()
+        self.ensure_personal_data_kept()
         if not claimant_ref.strip():
             raise RuleViolationError("a member claims by a reference", code="claimant-required")
         self._claim(
@@ -230,6 +239,20 @@ class Wish(CivicAggregate):
     @event(Cancelled)
     def _cancel(self, reason: str) -> None:
         self.status = WishStatus.CANCELLED
+
+    # -- erasure -------------------------------------------------------------------
+
+    def ensure_personal_data_kept(self) -> None:
+        if self.resident_erased:
+            raise ConflictError("the personal data on this wish was erased", code="resident-erased")
+
+    def erase_resident_data(self, reason: str) -> None:
+        self.ensure_personal_data_kept()
+        self._erase_resident_data(reason=reason)
+
+    @event(ResidentDataErased)
+    def _erase_resident_data(self, reason: str) -> None:
+        self.resident_erased = True
 
     def _ensure_claimable(self) -> None:
         if self.status == WishStatus.CLAIMED:

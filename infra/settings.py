@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     document_secret: SecretStr | None = None
     # the key of the signatures on chain checkpoints and service certificates
     audit_secret: SecretStr | None = None
+    # the master key that wraps each volunteer's personal-data key (infra/vault.py)
+    vault_master_key: SecretStr | None = None
 
     # points
     timezone: str = "Asia/Shanghai"
@@ -76,6 +78,9 @@ class Settings(BaseSettings):
     max_batch_items: int = 5_000
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    # failed authentications per client address in a sliding window, then 429
+    auth_failure_limit: int = Field(default=20, ge=1)
+    auth_failure_window: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -89,6 +94,13 @@ class Settings(BaseSettings):
                 msg = (
                     "CIVIC_AUDIT_SECRET must be set to at least 32 random characters, "
                     "different from CIVIC_DOCUMENT_SECRET"
+                )
+                raise ValueError(msg)
+            master = self.vault_master_key.get_secret_value() if self.vault_master_key else ""
+            if master.lower() in WEAK_SECRETS or len(master) < 32 or master == secret:
+                msg = (
+                    "CIVIC_VAULT_MASTER_KEY must be set to at least 32 random characters "
+                    "(not the document secret)"
                 )
                 raise ValueError(msg)
         if self.event_store == "postgres" and not self.postgres_dsn:
@@ -114,29 +126,33 @@ class Settings(BaseSettings):
             complete=self.order_complete_minutes,
         )
 
-    def document_secret_bytes(self) -> bytes:
-        """The configured secret, or one generated once and kept in the data dir
+    def _secret_bytes(self, configured: SecretStr | None, file_name: str) -> bytes:
+        """A configured secret, or one generated once and kept in the data dir
         (development convenience; production refuses to start without one)."""
-        if self.document_secret is not None:
-            return self.document_secret.get_secret_value().encode()
-        path = self.data_dir / "document-secret"
+        if configured is not None:
+            return configured.get_secret_value().encode()
+        path = self.data_dir / file_name
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip().encode()
 
+    def document_secret_bytes(self) -> bytes:
+        """The key of the identity-number hash."""
+        return self._secret_bytes(self.document_secret, "document-secret")
+
     def audit_secret_bytes(self) -> bytes:
-        """The key signing chain checkpoints and certificates: configured, or (in
-        development) generated once into the data dir, like the document secret."""
-        if self.audit_secret is not None:
-            return self.audit_secret.get_secret_value().encode()
-        path = self.data_dir / "audit-secret"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
+        """The key signing chain checkpoints and service certificates."""
+        return self._secret_bytes(self.audit_secret, "audit-secret")
+
+    def vault_master_key_bytes(self) -> bytes:
+        """The master key wrapping each volunteer's personal-data key."""
+        return self._secret_bytes(self.vault_master_key, "vault-master-key")
+
+    @property
+    def vault_db(self) -> Path:
+        return self.data_dir / "vault.sqlite"
 
     @property
     def events_db(self) -> Path:

@@ -7,6 +7,15 @@ BASE=${1:-http://127.0.0.1:8000}
 DATA=${2:-var}
 KEY=$(cat "$DATA/admin-key")
 j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+show() {  # pretty-print a JSON response, at most $1 lines (no `| head`: under pipefail its
+          # early exit would fail the script)
+  python3 -c "import json,sys; print(*json.dumps(json.load(sys.stdin), indent=2,
+    ensure_ascii=False).splitlines()[:$1], sep=chr(10))"
+}
+pick() {  # the lines of a pretty-printed JSON response that match a pattern
+  python3 -c "import json,re,sys; print(*[l for l in json.dumps(json.load(sys.stdin), indent=2,
+    ensure_ascii=False).splitlines() if re.search(sys.argv[1], l)], sep=chr(10))" "$1"
+}
 api() {  # api METHOD PATH [JSON] — prints the response body, fails on HTTP errors
   local method=$1 path=$2 body=${3:-}
   curl -sS --fail-with-body -X "$method" "$BASE$path" \
@@ -55,12 +64,12 @@ P=$(api POST /v1/redemptions "{\"volunteer_id\":\"$V\",\"reward_id\":\"$R\"}" | 
 echo "redemption recorded at store position $P"
 
 say "the passbook, the leaderboard, unit metrics and audit trail (read-your-writes)"
-api GET "/v1/passbooks/$V" | python3 -m json.tool | head -30
-api GET "/v1/leaderboards?unit_id=$C&period=all&min_position=$P" | python3 -m json.tool | head -20
-api GET "/v1/units/$C/metrics?granularity=all&min_position=$P" | python3 -m json.tool | head -30
+api GET "/v1/passbooks/$V" | show 30
+api GET "/v1/leaderboards?unit_id=$C&period=all&min_position=$P" | show 20
+api GET "/v1/units/$C/metrics?granularity=all&min_position=$P" | show 30
 api GET "/v1/audit?volunteer_id=$V&min_position=$P&limit=20" | python3 -c "
 import json,sys
-for e in json.load(sys.stdin)['items']: print(e['position'], e['type'], e['actor'])"
+for e in json.load(sys.stdin)['items']: print(e['position'], e['event_type'], e['actor'])"
 
 # -- Orders: the whole loop (点单→审单→派单→接单→评单→晒单) ------------------------------
 say "a team at the station led by the volunteer; a menu item at the institute"
@@ -85,12 +94,12 @@ api POST "/v1/orders/$O/rate" "{\"stars\":5,\"comment\":\"师傅很耐心\",\"re
 P=$(api POST "/v1/orders/$O/showcase" '{"story":"八旬老人在家理了发","photo_links":["https://example.org/1.jpg"]}' | j '["position"]')
 
 say "the order, the station's orders, unit and team metrics, the audit trail"
-api GET "/v1/orders/$O" | python3 -m json.tool | grep -E '"(status|timers|to_|stars|declines)'
+api GET "/v1/orders/$O" | pick '"(status|timers|to_|stars|declines)'
 api GET "/v1/orders?unit_id=$S&status=completed&min_position=$P" | python3 -c "
 import json,sys
 for o in json.load(sys.stdin)['items']: print(o['order_id'], o['status'], o['team_id'], o['stars'])"
-api GET "/v1/units/$C/metrics?granularity=all&min_position=$P" | python3 -m json.tool | grep -E 'order|rating'
-api GET "/v1/teams/$T/metrics?min_position=$P" | python3 -m json.tool | grep -E 'orders_|minutes|rating'
+api GET "/v1/units/$C/metrics?granularity=all&min_position=$P" | pick 'order|rating'
+api GET "/v1/teams/$T/metrics?min_position=$P" | pick 'orders_|minutes|rating'
 api GET "/v1/audit?unit_id=$I&type=Completed&min_position=$P" | python3 -c "
 import json,sys
 for e in json.load(sys.stdin)['items']: print(e['position'], e['aggregate_type'], e['event_type'], e['summary'])"

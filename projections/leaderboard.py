@@ -12,12 +12,17 @@ A volunteer belongs to every unit of their home lineage (center, institute,
 station), so a board can be scoped to the whole network or to any unit's subtree.
 Ranks are strict: ties on the ranked figure are broken by the other figure, then
 by volunteer id, so every query returns a stable order.
+
+Names are stored as they travel in the events: sealed tokens (see
+``infra/vault.py``). The queries take a ``reveal`` function (volunteer id, token →
+display name) so the caller opens them with the vault; an erased volunteer's name
+reads ``[erased]`` while their points and hours stay on the board.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
@@ -337,12 +342,17 @@ def _scope(conn: sqlite3.Connection, unit_id: str | None) -> tuple[str, tuple[st
     return f" AND v.{TIER_COLUMNS[row[0]]} = ?", (unit_id,)
 
 
-def _entry(rank: int, row: sqlite3.Row | tuple[str, str, int, int]) -> LeaderboardEntry:
+Reveal = Callable[[str, str], str]  # (volunteer id, stored name) -> name to show
+
+
+def _entry(
+    rank: int, row: sqlite3.Row | tuple[str, str, int, int], reveal: Reveal | None = None
+) -> LeaderboardEntry:
     vid, name, points, minutes = row[0], row[1], row[2], row[3]
     return LeaderboardEntry(
         rank=rank,
         volunteer_id=vid,
-        name=name,
+        name=name if reveal is None else reveal(vid, name),
         points=points,
         minutes=minutes,
         hours=round(minutes / 60, 2),
@@ -359,6 +369,7 @@ def top(
     limit: int = 20,
     offset: int = 0,
     now: datetime | None = None,
+    reveal: Reveal | None = None,
 ) -> list[LeaderboardEntry]:
     """One page of the board, best first. ``period_key`` defaults to the current
     period in the view's timezone (``now`` overrides the clock, for tests)."""
@@ -374,7 +385,7 @@ def top(
         f"{_SELECT} WHERE s.period = ?{condition} ORDER BY {_ORDER[by]} LIMIT ? OFFSET ?",
         (key, *args, limit, max(offset, 0)),
     ).fetchall()
-    return [_entry(max(offset, 0) + i + 1, row) for i, row in enumerate(rows)]
+    return [_entry(max(offset, 0) + i + 1, row, reveal) for i, row in enumerate(rows)]
 
 
 def rank_of(
@@ -386,6 +397,7 @@ def rank_of(
     period_key: str | None = None,
     unit_id: str | None = None,
     now: datetime | None = None,
+    reveal: Reveal | None = None,
 ) -> tuple[int, LeaderboardEntry] | None:
     """A volunteer's rank on the board and their row; None when the volunteer has no
     points or service in the period, or is not in the unit's subtree."""
@@ -412,4 +424,4 @@ def rank_of(
         (key, *args, a, a, b, b, volunteer_id),
     ).fetchone()[0]
     rank = int(ahead) + 1
-    return rank, _entry(rank, mine)
+    return rank, _entry(rank, mine, reveal)

@@ -26,6 +26,7 @@ from domain.base import acting_as
 from domain.errors import ConflictError, DomainError
 from domain.points import ExpiryPolicy, PointsRule
 from infra.event_store import IdempotencyKeyTakenError, IdempotencyRecord, StoredResponse
+from infra.vault import PersonalDataVault
 from services.commands import Command
 from services.handlers import HANDLERS, Context, Result
 from services.principals import ForbiddenError, Principal
@@ -95,9 +96,13 @@ class CivicApplication(Application[UUID]):
         points_rule: PointsRule | None = None,
         expiry_policy: ExpiryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
+        vault: PersonalDataVault | None = None,
     ) -> None:
         super().__init__(env)
         self.document_secret = document_secret
+        # personal data is sealed with a key per volunteer (infra/vault.py); without a
+        # configured vault, a private in-memory one (tests, tools)
+        self.vault = vault or PersonalDataVault.in_memory()
         self.points_rule = points_rule or PointsRule()
         self.expiry_policy = expiry_policy or ExpiryPolicy()
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -113,6 +118,7 @@ class CivicApplication(Application[UUID]):
             points_rule=self.points_rule,
             expiry_policy=self.expiry_policy,
             document_secret=self.document_secret,
+            vault=self.vault,
         )
 
     def execute(
@@ -244,6 +250,10 @@ class CivicApplication(Application[UUID]):
             return self.store_reader.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+
+    def close(self) -> None:
+        super().close()
+        self.vault.close()
 
     def head(self) -> int:
         return int(self.recorder.max_notification_id() or 0)

@@ -16,11 +16,13 @@ from domain.points import HoursSource, PointsRule
 from infra.embedded_stream import EmbeddedStream
 from infra.event_store import GroupCommitSQLiteRecorder
 from infra.settings import Settings
+from infra.vault import PersonalDataVault
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import EventStream
 from projections.view_files import live_path
 from services.application import CivicApplication
+from services.handlers.volunteers import shred_erased
 from services.view_swap import ViewSwapper
 
 if TYPE_CHECKING:
@@ -66,12 +68,16 @@ def build_application(settings: Settings) -> CivicApplication:
             HoursSource.ORGANIZER: Fraction(settings.organizer_hours_factor),
         }
     )
-    return CivicApplication(
+    app = CivicApplication(
         event_store_env(settings),
         document_secret=settings.document_secret_bytes(),
         points_rule=rule,
         expiry_policy=settings.expiry_policy,
+        vault=PersonalDataVault(settings.vault_db, settings.vault_master_key_bytes()),
     )
+    # erasures recorded in the store win over a vault restored from an older backup
+    shred_erased(app.recorder, app.vault)
+    return app
 
 
 def build_stream(settings: Settings, app: CivicApplication) -> EventStream:

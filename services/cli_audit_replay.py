@@ -141,6 +141,7 @@ def leaderboard_command(
                 unit_id=str(unit) if unit else None,
                 limit=limit,
                 timezone=settings.timezone,
+                reveal=lambda vid, token: app.vault.reveal(vid, "name", token),
             )
         except ValueError as exc:
             raise fail(str(exc), 2) from None

@@ -2,7 +2,8 @@
 their aggregates (always current), authorised by the aggregate's unit lineage.
 
 A wish's ``resident_ref`` is shown only to callers who may write in the wish's
-unit (its staff), never to auditors, and never in lists or the audit trail.
+unit (its staff), opened from its seal (``[erased]`` once erased), never to
+auditors, and never in lists or the audit trail.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from domain.errors import NotFoundError
 from domain.funds import Direction, Fund
 from domain.venture import CallStatus, ProjectStatus, VentureCall
 from domain.wishes import ClaimantKind, Wish, WishStatus
+from services import personal_data as pd
 from services.application import CivicApplication
 from services.principals import ForbiddenError, Principal
 from services.queries import ReadModel, load
@@ -38,8 +40,10 @@ class WishView(ReadModel):
     claims: int = Field(description="how many times the wish was claimed (released claims too)")
     confirmation_id: UUID | None
     resident_ref: str | None = Field(
-        description="the unit's reference to the resident: shown to the unit's writers only"
+        description="the unit's reference to the resident: shown to the unit's writers "
+        'only; "[erased]" after erasure'
     )
+    resident_erased: bool = Field(description="the personal data on the wish was erased")
     version: int
 
 
@@ -66,7 +70,14 @@ def get_wish(app: CivicApplication, principal: Principal, wish_id: UUID) -> Wish
         volunteer_id=wish.volunteer_id,
         claims=wish.claims,
         confirmation_id=wish.confirmation_id,
-        resident_ref=wish.resident_ref if _may_write(principal, wish.lineage) else None,
+        resident_ref=(
+            pd.reveal(
+                app.vault, wish.id, pd.RESIDENT_REF, wish.resident_ref, erased=wish.resident_erased
+            )
+            if _may_write(principal, wish.lineage)
+            else None
+        ),
+        resident_erased=wish.resident_erased,
         version=wish.version,
     )
 

@@ -7,8 +7,11 @@ nothing to brute-force), and it is compared in constant time.
 Lookups are cached in memory (an LRU keyed by the digest of the whole token) for
 :data:`DEFAULT_CACHE_TTL` seconds so that request throughput is not bound by a
 SQLite read per request. Revoking or rotating through this store drops the key's
-cache entries at once; a revocation made by another process (another API worker,
-the CLI) takes effect within the TTL.
+cache entries at once. A change made by another process (another API worker, the
+CLI) is noticed on the next lookup: SQLite's ``PRAGMA data_version`` changes when
+another connection commits, and the whole cache is dropped then, so a revocation
+is effective at once in every process sharing the key file (the TTL only bounds
+how long a hit is trusted without that check, i.e. never, in practice).
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ class KeyStore:
         # token digest -> (principal, expires at monotonic time)
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._data_version = self._read_data_version()
 
     # -- managing keys ---------------------------------------------------------------
 
@@ -269,9 +273,23 @@ class KeyStore:
                 self._cache.popitem(last=False)
         return principal
 
+    def _read_data_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _drop_cache_if_changed_elsewhere(self) -> None:
+        """Another connection (process) committed: a key may have been revoked there."""
+        version = self._read_data_version()
+        if version != self._data_version:
+            with self._cache_lock:
+                self._cache.clear()
+                self._data_version = version
+
     def cached(self, token: str, cache_key: str | None = None) -> Principal | None:
-        """The cached principal for ``token`` if it is fresh; no database access."""
+        """The cached principal for ``token`` if it is fresh and no other process has
+        changed the key file since (one ``PRAGMA data_version``, no table read)."""
         cache_key = cache_key or _digest(token)
+        self._drop_cache_if_changed_elsewhere()
         with self._cache_lock:
             hit = self._cache.get(cache_key)
             if hit is None:

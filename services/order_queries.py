@@ -1,8 +1,8 @@
 """Reads of menu items and service orders served straight from the aggregates.
 
 An order's view includes the resident's contact details (personal data) for the
-staff who may read the order; the read models (lists, metrics, audit) never hold
-them.
+staff who may read the order, opened from their seals (``[erased]`` once erased);
+the read models (lists, metrics, audit) never hold them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import Field
 
 from domain.orders import OrderDeadlines, OrderStatus, ServiceOrder
 from domain.service_menu import MenuItem
+from services import personal_data as pd
 from services.application import CivicApplication
 from services.principals import Principal
 from services.queries import ReadModel, load
@@ -75,10 +76,11 @@ class OrderView(ReadModel):
     category: str
     title: str
     channel: str
-    resident_ref: str | None
-    resident_name: str | None = Field(description="personal data")
-    resident_phone: str | None = Field(description="personal data")
-    address: str | None = Field(description="personal data")
+    resident_ref: str | None = Field(description='personal data; "[erased]" after erasure')
+    resident_name: str | None = Field(description='personal data; "[erased]" after erasure')
+    resident_phone: str | None = Field(description='personal data; "[erased]" after erasure')
+    address: str | None = Field(description='personal data; "[erased]" after erasure')
+    resident_erased: bool = Field(description="the resident's personal data was erased")
     details: str
     status: OrderStatus
     open_to_teams: bool
@@ -109,6 +111,11 @@ def get_order(
     if not principal.can_read(order.handling_path):
         principal.ensure_can_read(order.lineage)
     now = app.clock()
+    vault, erased = app.vault, order.resident_erased
+
+    def shown(field: str, value: str | None) -> str | None:
+        return pd.reveal(vault, order.id, field, value, erased=erased)
+
     return OrderView(
         order_id=order.id,
         menu_item_id=order.menu_item_id,
@@ -119,10 +126,11 @@ def get_order(
         category=order.category.value,
         title=order.title,
         channel=order.channel.value,
-        resident_ref=order.resident_ref,
-        resident_name=order.resident_name,
-        resident_phone=order.resident_phone,
-        address=order.address,
+        resident_ref=shown(pd.RESIDENT_REF, order.resident_ref),
+        resident_name=shown(pd.RESIDENT_NAME, order.resident_name),
+        resident_phone=shown(pd.RESIDENT_PHONE, order.resident_phone),
+        address=shown(pd.ADDRESS, order.address),
+        resident_erased=erased,
         details=order.details,
         status=order.status,
         open_to_teams=order.open_to_teams,

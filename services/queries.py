@@ -78,8 +78,8 @@ def get_unit(app: CivicApplication, principal: Principal, unit_id: UUID) -> Unit
 
 class VolunteerView(ReadModel):
     volunteer_id: UUID
-    name: str
-    phone: str
+    name: str = Field(description='the name, or "[erased]" after erasure')
+    phone: str = Field(description='the phone number, or "[erased]" after erasure')
     document_masked: str = Field(
         description="the identity number, masked (e.g. 110***********002X)"
     )
@@ -93,11 +93,12 @@ class VolunteerView(ReadModel):
 def get_volunteer(app: CivicApplication, principal: Principal, volunteer_id: UUID) -> VolunteerView:
     volunteer = load(app, Volunteer, volunteer_id)
     principal.ensure_can_read(volunteer.home_path)
+    vault = app.vault  # personal data is sealed per volunteer: "[erased]" once erased
     return VolunteerView(
         volunteer_id=volunteer.id,
-        name=volunteer.name,
-        phone=volunteer.phone,
-        document_masked=volunteer.document_masked,
+        name=vault.reveal(volunteer.id, "name", volunteer.name),
+        phone=vault.reveal(volunteer.id, "phone", volunteer.phone),
+        document_masked=vault.reveal(volunteer.id, "document_masked", volunteer.document_masked),
         home_station_id=volunteer.home_station_id,
         home_path=volunteer.home_path,
         status=volunteer.status,

@@ -19,6 +19,7 @@ from infra.logging import configure_logging
 from infra.settings import Settings
 from services.api import problems
 from services.api.middleware import RequestMiddleware
+from services.api.ratelimit import AuthFailureLimiter
 from services.api.routes import (
     activities,
     audit,
@@ -116,6 +117,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         lifespan=lifespan,
     )
     problems.install(app)
+    app.state.auth_limiter = AuthFailureLimiter(
+        settings.auth_failure_limit, settings.auth_failure_window
+    )
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     for router in (
         units.router,

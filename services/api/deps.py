@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from infra.settings import Settings
 from services.api.problems import AuthenticationError, ProblemError
+from services.api.ratelimit import AuthFailureLimiter
 from services.bootstrap import Platform
 from services.keys import KeyStore
 from services.principals import Principal
@@ -22,6 +23,7 @@ _bearer = HTTPBearer(
     scheme_name="ApiKey",
     description="An API key: `Authorization: Bearer civic_<key_id>_<secret>`",
 )
+log = structlog.get_logger(__name__)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -40,18 +42,26 @@ async def get_keys(request: Request) -> KeyStore:
     return keys
 
 
+async def get_auth_limiter(request: Request) -> AuthFailureLimiter:
+    limiter: AuthFailureLimiter = request.app.state.auth_limiter
+    return limiter
+
+
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
+AuthLimiterDep = Annotated[AuthFailureLimiter, Depends(get_auth_limiter)]
 
 
 async def authenticate(
     request: Request,
     keys: KeysDep,
+    limiter: AuthLimiterDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller's principal from its bearer key (cached lookups stay on the event
-    loop; a cache miss reads the key store in the thread pool)."""
+    loop; a cache miss reads the key store in the thread pool). Failed keys are
+    rate-limited per client address (services/api/ratelimit.py)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("an API key is required", invalid=False)
     token = credentials.credentials
@@ -59,6 +69,16 @@ async def authenticate(
     if principal is None:
         principal = await run_in_threadpool(keys.authenticate, token)
     if principal is None:
+        client = request.client.host if request.client is not None else "unknown"
+        retry_after = limiter.failed(client)
+        if retry_after is not None:
+            log.warning("auth.rate_limited", client=client, retry_after=retry_after)
+            raise ProblemError(
+                429,
+                "too-many-authentication-failures",
+                "too many failed authentications from this address; retry later",
+                headers={"Retry-After": str(retry_after)},
+            )
         raise AuthenticationError("the API key is invalid or revoked", invalid=True)
     request.state.actor = principal.actor
     structlog.contextvars.bind_contextvars(actor=principal.actor)
@@ -78,6 +98,7 @@ async def idempotency_key(
                 "returns the original result (with `Idempotent-Replayed: true`) and "
                 "records nothing new. 1-255 visible ASCII characters."
             ),
+            json_schema_extra={"pattern": _IDEMPOTENCY_KEY.pattern},
         ),
     ] = None,
 ) -> str | None:

@@ -44,6 +44,12 @@ def wait_for_projection(platform: Platform, name: str, min_position: int | None)
     503 with ``Retry-After`` when it does not catch up in time."""
     if min_position is None or min_position <= 0:
         return
+    if min_position > platform.app.head():  # no write returned it: a client error
+        raise ProblemError(
+            422,
+            "unknown-position",
+            f"position {min_position} has not been recorded; pass the position a write returned",
+        )
     runner = platform.runners.get(name)
     if runner is None:
         raise ProblemError(503, "projection-unavailable", f"the {name} read model is not running")

@@ -282,6 +282,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     413: "Request body too large",
     422: "Invalid input or a broken business rule",
+    429: "Too many failed authentications from this address (retry after Retry-After)",
     503: "The read model has not caught up yet, or the event store is busy "
     "(retry after the Retry-After delay)",
     507: "The event store is out of space (nothing was recorded)",
@@ -289,10 +290,11 @@ _DESCRIPTIONS = {
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting problem bodies (401 always)."""
+    """OpenAPI ``responses`` entries documenting problem bodies. 400, 401, 413, 422 and
+    429 always: every route parses headers and bodies, authenticates and validates."""
     return {
         s: {"model": Problem, "description": _DESCRIPTIONS.get(s, HTTPStatus(s).phrase)}
-        for s in sorted({401, 422, *statuses})
+        for s in sorted({400, 401, 413, 422, 429, *statuses})
     }
 
 
@@ -303,6 +305,11 @@ def problem_media_type_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content")
-                if str(status)[0] in "45" and content and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
+                if str(status)[0] not in "45" or not content:
+                    continue
+                for media in list(content):
+                    ref = content[media].get("schema", {}).get("$ref", "")
+                    if media == "application/json" or ref.endswith("/Problem"):
+                        # (a plain-text route documents its problems as text/plain)
+                        content[PROBLEM_JSON] = content.pop(media)
     return schema

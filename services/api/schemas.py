@@ -119,7 +119,7 @@ class VolunteerResult(WriteResponse):
 
 class VolunteerStatusResult(WriteResponse):
     volunteer_id: UUID
-    status: Literal["active", "suspended"]
+    status: Literal["active", "suspended", "erased"]
 
 
 class ActivityResult(WriteResponse):

@@ -23,11 +23,11 @@ import sqlite3
 import struct
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from domain.errors import NotFoundError, RuleViolationError
 from infra.hash_chain import notifications, verify_chain
@@ -37,47 +37,59 @@ from services.audit.chain import chain_table, sign
 from services.audit.history import HistoryEntry, aggregate_entries
 
 MAX_PERIOD_DAYS = 3660
+MAX_POSITION = 2**62  # beyond any store; keeps SQLite integers in range
 _U64 = struct.Struct(">Q")
 _CENT = Decimal("0.01")
 
 
+# A certificate comes back for verification from outside: every field is bounded so
+# that junk is refused with a 422 before it reaches the history.
+Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
+Count = Annotated[int, Field(ge=0, le=MAX_POSITION)]
+Hours = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2, allow_inf_nan=False)]
+Label = Annotated[str, StringConstraints(max_length=500)]
+HexDigest = Annotated[str, StringConstraints(max_length=128)]
+
+
 class CertifiedService(BaseModel):
     activity_id: UUID
-    title: str
-    category: str
+    title: Label
+    category: Label
     unit_id: UUID = Field(description="the unit that organised the activity")
     service_date: date = Field(description="the activity's local date")
-    minutes: int
-    hours: Decimal
-    people_served: int
-    hours_source: str = Field(description="checkin (measured) or organizer (entered)")
-    position: int = Field(description="store position of the ServiceConfirmed event")
-    event_hash: str = Field(description="that event's link in the hash chain (hex)")
+    minutes: Count
+    hours: Hours
+    people_served: Count
+    hours_source: Label = Field(description="checkin (measured) or organizer (entered)")
+    position: Position = Field(description="store position of the ServiceConfirmed event")
+    event_hash: HexDigest = Field(description="that event's link in the hash chain (hex)")
 
 
 class EventRange(BaseModel):
-    as_of_position: int = Field(description="the store position the certificate reflects")
-    first_position: int | None
-    last_position: int | None
-    chain_hash: str | None = Field(description="the chain's hash at last_position (hex)")
-    events_digest: str = Field(description="SHA-256 over the included events' positions+links")
+    as_of_position: Position = Field(description="the store position the certificate reflects")
+    first_position: Position | None
+    last_position: Position | None
+    chain_hash: HexDigest | None = Field(description="the chain's hash at last_position (hex)")
+    events_digest: HexDigest = Field(
+        description="SHA-256 over the included events' positions+links"
+    )
 
 
 class Certificate(BaseModel):
-    number: str
+    number: Label
     volunteer_id: UUID
-    volunteer_name: str
+    volunteer_name: Label
     period_from: date
     period_to: date
     issuing_unit_id: UUID
-    issuing_unit_name: str
-    services: list[CertifiedService]
-    service_count: int
-    total_minutes: int
-    total_hours: Decimal
+    issuing_unit_name: Label
+    services: list[CertifiedService] = Field(max_length=100_000)
+    service_count: Count
+    total_minutes: Count
+    total_hours: Hours
     range: EventRange
     issued_at: datetime
-    signature: str = Field(description="HMAC-SHA256 of every other field (hex)")
+    signature: HexDigest = Field(description="HMAC-SHA256 of every other field (hex)")
 
 
 class CertificateCheck(BaseModel):

@@ -24,6 +24,7 @@ from pydantic_core import to_jsonable_python
 from domain.errors import NotFoundError
 from domain.passbook import Passbook
 from infra.hash_chain import RecordedEvent
+from infra.vault import is_token
 from projections.audit_related import related_aggregates
 from services.application import CivicApplication
 from services.audit.chain import chain_table
@@ -59,6 +60,12 @@ def _entry(app: CivicApplication, recorded: RecordedEvent) -> HistoryEntry:
         k: to_jsonable_python(v) for k, v in fields.items() if k not in _STANDARD and k[0] != "_"
     }
     payload.pop("originator_topic", None)
+    # personal data is sealed per record: the volunteer, order or wish (the aggregate),
+    # or a fund movement (services/personal_data.py)
+    subject = UUID(str(payload.get("movement_id") or recorded.stored.originator_id))
+    for field, value in payload.items():
+        if isinstance(value, str) and is_token(value):
+            payload[field] = app.vault.reveal(subject, field, value)
     qualname = recorded.stored.topic.rpartition(":")[2]
     aggregate_type, _, event_type = qualname.rpartition(".")
     reason = payload.get("reason")

@@ -38,6 +38,7 @@ def leaderboard_as_of(
     limit: int = 20,
     offset: int = 0,
     timezone: str = DEFAULT_TIMEZONE,
+    reveal: leaderboard.Reveal | None = None,
 ) -> tuple[list[leaderboard.LeaderboardEntry], str, int]:
     """(entries, period key, events replayed). The period defaults to the one that
     contained ``as_of``."""
@@ -55,6 +56,7 @@ def leaderboard_as_of(
             limit=limit,
             offset=offset,
             now=as_of,
+            reveal=reveal,
         )
         return entries, key, model.applied
     finally:

@@ -44,6 +44,7 @@ from services.commands.orders import (
     CompleteOrder,
     DeclineOrder,
     DispatchOrder,
+    EraseOrderResidentData,
     PassOrderDown,
     PlaceOrder,
     RateOrder,
@@ -82,6 +83,7 @@ from services.commands.venture import (
     SubmitProject,
 )
 from services.commands.volunteers import (
+    EraseVolunteer,
     RegisterVolunteer,
     ReinstateVolunteer,
     SuspendVolunteer,
@@ -91,6 +93,7 @@ from services.commands.wishes import (
     CancelWish,
     ClaimWish,
     ConfirmWish,
+    EraseWishResidentData,
     FulfilWish,
     PostWish,
     ReleaseWish,
@@ -195,6 +198,9 @@ __all__ = [
     "DisbandTeam",
     "DisburseMoney",
     "DispatchOrder",
+    "EraseOrderResidentData",
+    "EraseVolunteer",
+    "EraseWishResidentData",
     "ExpirePoints",
     "FormTeam",
     "FulfilRedemption",

@@ -110,3 +110,13 @@ class ShowcaseOrder(Command):
     order_id: UUID
     story: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     photo_links: list[AnyHttpUrl] = Field(default_factory=list, max_length=9)
+
+
+class EraseOrderResidentData(Command):
+    """Right to erasure for the resident of one order: their sealed reference, name,
+    phone and address become unreadable everywhere; the order's figures stay. Not a
+    batch item: erasure is one deliberate act."""
+
+    type: Literal["erase_order_resident_data"] = "erase_order_resident_data"
+    order_id: UUID
+    reason: Reason

@@ -38,3 +38,13 @@ class ReinstateVolunteer(Command):
     type: Literal["reinstate_volunteer"] = "reinstate_volunteer"
     volunteer_id: UUID
     reason: Reason
+
+
+class EraseVolunteer(Command):
+    """Right to erasure (PIPL art. 47, GDPR art. 17): the volunteer's personal data
+    becomes unreadable everywhere; points, service and the audit trail stay. Not a
+    batch item: erasure is one deliberate act."""
+
+    type: Literal["erase_volunteer"] = "erase_volunteer"
+    volunteer_id: UUID
+    reason: Reason

@@ -68,3 +68,13 @@ class CancelWish(Command):
     type: Literal["cancel_wish"] = "cancel_wish"
     wish_id: UUID
     reason: Reason
+
+
+class EraseWishResidentData(Command):
+    """Right to erasure for the people named on one wish (the resident's reference, a
+    member claimant's reference): unreadable everywhere; the wish's figures stay. Not
+    a batch item: erasure is one deliberate act."""
+
+    type: Literal["erase_wish_resident_data"] = "erase_wish_resident_data"
+    wish_id: UUID
+    reason: Reason

@@ -9,6 +9,7 @@ from typing import Any
 
 from domain.errors import RuleViolationError
 from domain.points import ExpiryPolicy, PointsRule
+from infra.vault import PersonalDataVault
 from services.principals import Principal
 from services.unit_of_work import UnitOfWork
 
@@ -22,6 +23,7 @@ class Context:
     points_rule: PointsRule
     expiry_policy: ExpiryPolicy
     document_secret: bytes
+    vault: PersonalDataVault
 
 
 def at_or_now(at: datetime | None, now: datetime) -> datetime:

@@ -1,4 +1,7 @@
-"""Command handlers for the community charity funds (社区慈善基金)."""
+"""Command handlers for the community charity funds (社区慈善基金).
+
+A donor's name is personal data: it is sealed with the movement's own key
+(``services/personal_data.py``) before the domain sees it, and shown nowhere."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from domain.errors import ConflictError
 from domain.funds import Fund
 from domain.units import PracticeUnit
 from services import commands as c
+from services import personal_data as pd
 from services.handlers.base import Context, Handler, Result
 from services.unit_of_work import UnitOfWork
 
@@ -46,7 +50,7 @@ def receive_money(cmd: c.ReceiveMoney, uow: UnitOfWork, ctx: Context) -> Result:
         amount_fen=cmd.amount_fen,
         source_kind=cmd.source_kind,
         purpose=cmd.purpose,
-        donor=cmd.donor,
+        donor=pd.seal(ctx.vault, movement_id, pd.DONOR, cmd.donor) or "",
         approved_by=cmd.approved_by,
     )
     return _movement(fund, movement_id, "in", cmd.amount_fen)

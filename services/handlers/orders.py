@@ -4,12 +4,16 @@ Who may act: the unit that receives an order (its subtree's keys) places and
 reviews it; the unit handling it (after passing down, the lower unit) dispatches
 or passes it further down; the team's unit accepts, declines, takes and
 completes; the receiving unit records the resident's rating and an admin or unit
-admin showcases it.
+admin showcases it; only an admin erases the resident's personal data.
+
+The resident's reference, name, phone and address are sealed with the order's own
+key (``services/personal_data.py``) before the domain sees them; erasure records
+the fact, then deletes the key.
 """
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from domain.errors import ConflictError
 from domain.orders import ServiceOrder
@@ -19,6 +23,7 @@ from domain.service_menu import MenuItem
 from domain.teams import Team
 from domain.units import PracticeUnit
 from services import commands as c
+from services import personal_data as pd
 from services.handlers.base import Context, Handler, Result
 from services.principals import ForbiddenError, Role
 from services.unit_of_work import UnitOfWork
@@ -33,16 +38,18 @@ def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, ctx: Context) -> Result:
     ctx.principal.ensure_can_write(item.lineage)
     if cmd.order_id is not None and uow.find(ServiceOrder, cmd.order_id) is not None:
         raise ConflictError("an order with this id exists", code="order-exists")
+    order_id = cmd.order_id or uuid4()  # the vault subject: chosen before sealing
+    vault = ctx.vault
     order = ServiceOrder.place(
         item=item,
         channel=cmd.channel,
         now=ctx.now,
-        resident_ref=cmd.resident_ref,
-        resident_name=cmd.resident_name,
-        resident_phone=cmd.resident_phone,
-        address=cmd.address,
+        resident_ref=pd.seal(vault, order_id, pd.RESIDENT_REF, cmd.resident_ref),
+        resident_name=pd.seal(vault, order_id, pd.RESIDENT_NAME, cmd.resident_name),
+        resident_phone=pd.seal(vault, order_id, pd.RESIDENT_PHONE, cmd.resident_phone),
+        address=pd.seal(vault, order_id, pd.ADDRESS, cmd.address),
         details=cmd.details,
-        order_id=cmd.order_id,
+        order_id=order_id,
     )
     uow.add(order)
     return _status(order, unit_id=str(order.unit_id))
@@ -154,7 +161,15 @@ def complete_order(cmd: c.CompleteOrder, uow: UnitOfWork, ctx: Context) -> Resul
 def rate_order(cmd: c.RateOrder, uow: UnitOfWork, ctx: Context) -> Result:
     order = _order(uow, cmd.order_id)
     ctx.principal.ensure_can_write(order.lineage)
-    order.rate(stars=cmd.stars, comment=cmd.comment, resident_ref=cmd.resident_ref, now=ctx.now)
+    resident_ref = cmd.resident_ref
+    stored = order.resident_ref
+    if (
+        stored is not None
+        and resident_ref is not None
+        and pd.matches(ctx.vault, order.id, pd.RESIDENT_REF, stored, resident_ref)
+    ):
+        resident_ref = stored  # the domain compares the sealed reference with itself
+    order.rate(stars=cmd.stars, comment=cmd.comment, resident_ref=resident_ref, now=ctx.now)
     return _status(order, stars=order.stars)
 
 
@@ -165,6 +180,19 @@ def showcase_order(cmd: c.ShowcaseOrder, uow: UnitOfWork, ctx: Context) -> Resul
         raise ForbiddenError("only an admin or a unit admin showcases an order")
     order.showcase(story=cmd.story, photo_links=[str(u) for u in cmd.photo_links], now=ctx.now)
     return _status(order, showcased=True)
+
+
+def erase_order_resident_data(
+    cmd: c.EraseOrderResidentData, uow: UnitOfWork, ctx: Context
+) -> Result:
+    """Admins only. As for a volunteer: the key is deleted once the domain has
+    accepted the erasure and before the fact is committed (a failed commit leaves
+    the data unreadable, the safe side; a retry records the fact)."""
+    ctx.principal.ensure_admin()
+    order = _order(uow, cmd.order_id)
+    order.erase_resident_data(cmd.reason)
+    ctx.vault.shred(order.id)
+    return _status(order, resident_erased=True)
 
 
 HANDLERS: dict[type[c.Command], Handler] = {
@@ -179,4 +207,5 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.CompleteOrder: complete_order,
     c.RateOrder: rate_order,
     c.ShowcaseOrder: showcase_order,
+    c.EraseOrderResidentData: erase_order_resident_data,
 }

@@ -1,21 +1,52 @@
-"""Command handlers for volunteers."""
+"""Command handlers for volunteers.
+
+Personal data is sealed here, with the volunteer's own key from the vault
+(``infra/vault.py``), before it reaches the domain: events, the Kafka topic and the
+read models carry only tokens. Erasure records the fact, then deletes the key.
+"""
 
 from __future__ import annotations
 
 from uuid import UUID
 
+from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.utils import get_topic
+
 from domain.errors import ConflictError, RuleViolationError
 from domain.passbook import Passbook
 from domain.units import PracticeUnit
 from domain.volunteers import (
+    MAX_GENERATIONS,
     Volunteer,
     document_digest,
     is_valid_resident_id,
     mask_document_number,
 )
+from infra.vault import PersonalDataVault, SubjectErasedError
 from services import commands as c
 from services.handlers.base import Context, Handler, Result
 from services.unit_of_work import UnitOfWork
+
+# the personal fields of a volunteer, as sealed in the vault (field name = AAD)
+NAME, PHONE, DOCUMENT = "name", "phone", "document_masked"
+
+
+def _free_generation(uow: UnitOfWork, digest: str) -> int:
+    """The first id generation of this person not yet taken; an active (not erased)
+    registration is a conflict."""
+    for generation in range(MAX_GENERATIONS):
+        existing = uow.find(Volunteer, Volunteer.create_id(digest, generation))
+        if existing is None:
+            return generation
+        if not existing.is_erased:
+            raise ConflictError(
+                "a volunteer with this identity number is already registered",
+                code="already-registered",
+            )
+    raise ConflictError(
+        "this person has been registered and erased too many times",
+        code="too-many-registrations",
+    )
 
 
 def register_volunteer(cmd: c.RegisterVolunteer, uow: UnitOfWork, ctx: Context) -> Result:
@@ -24,17 +55,21 @@ def register_volunteer(cmd: c.RegisterVolunteer, uow: UnitOfWork, ctx: Context) 
     if not is_valid_resident_id(cmd.id_number):
         raise RuleViolationError("not a valid resident identity number", code="invalid-id-number")
     digest = document_digest(ctx.document_secret, cmd.id_number)
-    if uow.find(Volunteer, Volunteer.create_id(digest)) is not None:
-        raise ConflictError(
-            "a volunteer with this identity number is already registered",
-            code="already-registered",
-        )
+    generation = _free_generation(uow, digest)
+    volunteer_id = Volunteer.create_id(digest, generation)
+    try:
+        name = ctx.vault.seal(volunteer_id, NAME, cmd.name)
+        phone = ctx.vault.seal(volunteer_id, PHONE, cmd.phone)
+        masked = ctx.vault.seal(volunteer_id, DOCUMENT, mask_document_number(cmd.id_number))
+    except SubjectErasedError as exc:  # an erasure whose fact was not recorded
+        raise ConflictError("this registration was erased", code="volunteer-erased") from exc
     volunteer = Volunteer.register(
         document_digest=digest,
-        document_masked=mask_document_number(cmd.id_number),
+        document_masked=masked,
         home_station=station,
-        name=cmd.name,
-        phone=cmd.phone,
+        name=name,
+        phone=phone,
+        generation=generation,
     )
     passbook = Passbook.open_for(volunteer.id, volunteer.home_path)
     uow.add(volunteer)
@@ -52,7 +87,22 @@ def update_volunteer_profile(
     cmd: c.UpdateVolunteerProfile, uow: UnitOfWork, ctx: Context
 ) -> Result:
     volunteer = _volunteer_for_write(uow, ctx, cmd.volunteer_id)
-    volunteer.update_profile(name=cmd.name, phone=cmd.phone, reason=cmd.reason)
+    volunteer.ensure_not_erased()  # before sealing: an erased volunteer has no key
+    vault = ctx.vault
+    # compare plaintexts (two seals of one value differ); seal only what changes
+    name = cmd.name
+    if name is not None and name == vault.open(volunteer.id, NAME, volunteer.name):
+        name = None
+    phone = cmd.phone
+    if phone is not None and phone == vault.open(volunteer.id, PHONE, volunteer.phone):
+        phone = None
+    if name is None and phone is None:
+        raise ConflictError("nothing to change", code="unchanged")
+    volunteer.update_profile(
+        name=None if name is None else vault.seal(volunteer.id, NAME, name),
+        phone=None if phone is None else vault.seal(volunteer.id, PHONE, phone),
+        reason=cmd.reason,
+    )
     return {"volunteer_id": str(volunteer.id)}
 
 
@@ -68,9 +118,38 @@ def reinstate_volunteer(cmd: c.ReinstateVolunteer, uow: UnitOfWork, ctx: Context
     return {"volunteer_id": str(volunteer.id), "status": volunteer.status.value}
 
 
+def erase_volunteer(cmd: c.EraseVolunteer, uow: UnitOfWork, ctx: Context) -> Result:
+    """Admins only. The key is deleted once the domain has accepted the erasure and
+    before the fact is committed: should the commit then fail, the data is already
+    unreadable (the safe side) and a retry records the fact."""
+    ctx.principal.ensure_admin()
+    volunteer = uow.get(Volunteer, cmd.volunteer_id)
+    volunteer.erase(cmd.reason)
+    ctx.vault.shred(volunteer.id)
+    return {"volunteer_id": str(volunteer.id), "status": volunteer.status.value}
+
+
+def shred_erased(recorder: ApplicationRecorder, vault: PersonalDataVault, page: int = 1000) -> int:
+    """Delete the key of every volunteer the store records as erased and the vault
+    still holds (e.g. after restoring a vault backup older than an erasure); run at
+    start-up. Returns how many keys it deleted."""
+    topic = get_topic(Volunteer.Erased)
+    start, shredded = 1, 0
+    while True:
+        notifications = recorder.select_notifications(start=start, limit=page, topics=[topic])
+        for n in notifications:
+            subject = UUID(str(n.originator_id))
+            if not vault.is_erased(subject) and vault.shred(subject):
+                shredded += 1
+        if len(notifications) < page:
+            return shredded
+        start = notifications[-1].id + 1
+
+
 HANDLERS: dict[type[c.Command], Handler] = {
     c.RegisterVolunteer: register_volunteer,
     c.UpdateVolunteerProfile: update_volunteer_profile,
     c.SuspendVolunteer: suspend_volunteer,
     c.ReinstateVolunteer: reinstate_volunteer,
+    c.EraseVolunteer: erase_volunteer,
 }

@@ -1,9 +1,13 @@
 """Command handlers for micro-wishes (微心愿): post, claim, release, fulfil,
-confirm (with its points award, in the same transaction), cancel."""
+confirm (with its points award, in the same transaction), cancel, and erase the
+personal data on a wish (admins only).
+
+The resident's reference and a member claimant's reference are sealed with the
+wish's own key (``services/personal_data.py``) before the domain sees them."""
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from domain.errors import ConflictError
 from domain.passbook import Passbook
@@ -11,6 +15,7 @@ from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
 from domain.wishes import Wish, confirm_wish
 from services import commands as c
+from services import personal_data as pd
 from services.handlers.base import Context, Handler, Result
 from services.unit_of_work import UnitOfWork
 
@@ -20,13 +25,15 @@ def post_wish(cmd: c.PostWish, uow: UnitOfWork, ctx: Context) -> Result:
     ctx.principal.ensure_can_write(unit.lineage)
     if cmd.wish_id is not None and uow.find(Wish, cmd.wish_id) is not None:
         raise ConflictError("a wish with this id exists", code="wish-exists")
+    wish_id = cmd.wish_id or uuid4()  # the vault subject: chosen before sealing
+    resident_ref = pd.seal(ctx.vault, wish_id, pd.RESIDENT_REF, cmd.resident_ref.strip())
     wish = Wish.post(
         unit=unit,
         title=cmd.title,
         description=cmd.description,
-        resident_ref=cmd.resident_ref,
+        resident_ref=resident_ref or "",
         points=cmd.points,
-        wish_id=cmd.wish_id,
+        wish_id=wish_id,
     )
     uow.add(wish)
     return _status(wish)
@@ -51,7 +58,9 @@ def claim_wish(cmd: c.ClaimWish, uow: UnitOfWork, ctx: Context) -> Result:
     if cmd.volunteer_id is not None:
         wish.claim_by_volunteer(uow.get(Volunteer, cmd.volunteer_id))
     else:
-        wish.claim_by_member(cmd.claimant_ref)
+        wish.ensure_personal_data_kept()  # before sealing: an erased wish has no key
+        ref = cmd.claimant_ref.strip()
+        wish.claim_by_member(pd.seal(ctx.vault, wish.id, pd.CLAIMANT_REF, ref) or ref)
     return _status(wish)
 
 
@@ -93,6 +102,16 @@ def cancel_wish(cmd: c.CancelWish, uow: UnitOfWork, ctx: Context) -> Result:
     return _status(wish)
 
 
+def erase_wish_resident_data(cmd: c.EraseWishResidentData, uow: UnitOfWork, ctx: Context) -> Result:
+    """Admins only; the key is deleted once the domain has accepted the erasure and
+    before the fact is committed (as for a volunteer)."""
+    ctx.principal.ensure_admin()
+    wish = uow.get(Wish, cmd.wish_id)
+    wish.erase_resident_data(cmd.reason)
+    ctx.vault.shred(wish.id)
+    return {**_status(wish), "resident_erased": True}
+
+
 HANDLERS: dict[type[c.Command], Handler] = {
     c.PostWish: post_wish,
     c.ClaimWish: claim_wish,
@@ -100,4 +119,5 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.FulfilWish: fulfil_wish,
     c.ConfirmWish: confirm,
     c.CancelWish: cancel_wish,
+    c.EraseWishResidentData: erase_wish_resident_data,
 }

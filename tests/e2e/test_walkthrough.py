@@ -175,11 +175,20 @@ def test_passbook_before_it_was_opened_is_404(api, network):
 
 
 def test_read_your_writes_times_out_with_503(admin_headers, settings):
-    quick = settings.model_copy(update={"read_wait_timeout": 0.2})
+    # projections not running in this process: a recorded position is never reached
+    quick = settings.model_copy(update={"read_wait_timeout": 0.2, "run_projections": False})
     with TestClient(create_app(quick)) as client:
+        unit = {"code": "c-503", "name": "x", "tier": "center"}
+        position = client.post("/v1/units", json=unit, headers=admin_headers).json()["position"]
         response = client.get(
+            "/v1/leaderboards", params={"min_position": position}, headers=admin_headers
+        )
+        # a position no write has returned is the client's error, not a wait
+        beyond = client.get(
             "/v1/leaderboards", params={"min_position": 10_000}, headers=admin_headers
         )
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert response.json()["code"] == "projection-behind"
+    assert beyond.status_code == 422
+    assert beyond.json()["code"] == "unknown-position"

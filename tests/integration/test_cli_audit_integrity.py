@@ -83,7 +83,7 @@ def _a_volunteer_with_service(data_dir: Path) -> str:
 
 
 def test_verify_passes_then_names_an_edited_row(civic: Civic, data_dir: Path) -> None:
-    assert "chain intact" in civic("audit", "verify").output
+    assert "chain intact" in civic("audit", "verify").stdout
     [(position,)] = _rows(
         data_dir,
         "SELECT rowid FROM stored_events WHERE topic LIKE '%PointsAwarded' ORDER BY rowid LIMIT 1",
@@ -94,27 +94,27 @@ def test_verify_passes_then_names_an_edited_row(civic: Civic, data_dir: Path) ->
         "'\"points\":', '\"points\":9') AS BLOB) WHERE rowid = ?",
         (position,),
     )
-    report = json.loads(civic("audit", "verify", "--json", code=1).output)
+    report = json.loads(civic("audit", "verify", "--json", code=1).stdout)
     assert report["first_break"]["position"] == position
     assert report["first_break"]["type"] == "Passbook.PointsAwarded"
 
 
 def test_checkpoints_are_signed_listed_and_verified(civic: Civic, data_dir: Path) -> None:
-    lines = civic("audit", "checkpoint", "--quarter", "2025-Q3").output.splitlines()
+    lines = civic("audit", "checkpoint", "--quarter", "2025-Q3").stdout.splitlines()
     recorded = [json.loads(line) for line in lines]
     assert recorded and all(r["recorded"] for r in recorded)
     again = [
         json.loads(line)
-        for line in civic("audit", "checkpoint", "--quarter", "2025-Q3").output.splitlines()
+        for line in civic("audit", "checkpoint", "--quarter", "2025-Q3").stdout.splitlines()
     ]
     assert not any(r["recorded"] for r in again)
-    listed = civic("audit", "checkpoints", "--quarter", "2025-Q3").output.splitlines()
+    listed = civic("audit", "checkpoints", "--quarter", "2025-Q3").stdout.splitlines()
     assert len(listed) == len(recorded)
-    report = json.loads(civic("audit", "verify", "--json").output)
+    report = json.loads(civic("audit", "verify", "--json").stdout)
     assert report["ok"] and len(report["checkpoints"]) == len(recorded)
     # the checkpoint stands before a later event: deleting one from before it is caught
     _rows(data_dir, "DELETE FROM stored_events WHERE rowid = 10")
-    report = json.loads(civic("audit", "verify", "--json", code=1).output)
+    report = json.loads(civic("audit", "verify", "--json", code=1).stdout)
     assert (report["first_break"]["position"], report["first_break"]["kind"]) == (10, "missing")
 
 
@@ -141,12 +141,12 @@ def test_certificate_issue_and_verify(civic: Civic, data_dir: Path, tmp_path: Pa
     cert = json.loads(out.read_text())
     assert cert["service_count"] >= 1
     assert cert["number"] in page.read_text()
-    assert json.loads(civic("audit", "certificate", "verify", str(out)).output)["ok"]
+    assert json.loads(civic("audit", "certificate", "verify", str(out)).stdout)["ok"]
 
     cert["total_minutes"] += 60
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(cert))
-    check = json.loads(civic("audit", "certificate", "verify", str(forged), code=1).output)
+    check = json.loads(civic("audit", "certificate", "verify", str(forged), code=1).stdout)
     assert not check["signature_valid"]
 
     # an edited history fails the (untouched) certificate too
@@ -157,12 +157,12 @@ def test_certificate_issue_and_verify(civic: Civic, data_dir: Path, tmp_path: Pa
         "'\"people_served\":', '\"people_served\":1') AS BLOB) WHERE rowid = ?",
         (position,),
     )
-    check = json.loads(civic("audit", "certificate", "verify", str(out), code=1).output)
+    check = json.loads(civic("audit", "certificate", "verify", str(out), code=1).stdout)
     assert not check["chain_intact"]
 
     log = [
         json.loads(line)
-        for line in civic("audit", "access-log", *_around_today()).output.splitlines()
+        for line in civic("audit", "access-log", *_around_today()).stdout.splitlines()
     ]
     assert [(e["subject_id"], e["view"], e["purpose"]) for e in log] == [
         (volunteer, "certificate", "test")
@@ -178,10 +178,10 @@ def _around_today() -> list[str]:
 
 def test_history_and_export(civic: Civic, data_dir: Path) -> None:
     volunteer = _a_volunteer_with_service(data_dir)
-    found = json.loads(civic("audit", "history", volunteer, "--everything", "--json").output)
+    found = json.loads(civic("audit", "history", volunteer, "--everything", "--json").stdout)
     types = {(e["aggregate_type"], e["type"]) for e in found["entries"]}
     assert {("Volunteer", "Registered"), ("Activity", "ServiceConfirmed")} <= types
-    text = civic("audit", "export", "--format", "csv", "--volunteer", volunteer).output
+    text = civic("audit", "export", "--format", "csv", "--volunteer", volunteer).stdout
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows and all(r["volunteer_id"] == volunteer for r in rows)
     assert [int(r["position"]) for r in rows] == sorted(int(r["position"]) for r in rows)

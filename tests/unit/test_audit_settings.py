@@ -13,7 +13,12 @@ STRONG = "a" * 20 + "b" * 20
 
 
 def test_production_needs_a_strong_audit_secret(tmp_path: Path) -> None:
-    base = {"environment": "production", "data_dir": tmp_path, "document_secret": STRONG}
+    base = {
+        "environment": "production",
+        "data_dir": tmp_path,
+        "document_secret": STRONG,
+        "vault_master_key": "v" * 40,
+    }
     with pytest.raises(ValidationError, match="CIVIC_AUDIT_SECRET"):
         Settings(**base)
     with pytest.raises(ValidationError, match="CIVIC_AUDIT_SECRET"):

@@ -158,6 +158,7 @@ def test_every_new_event_is_audited_without_personal_data(scenario: Scenario) ->
         }
         exercised = {
             ("Wish", "ClaimReleased"),
+            ("Wish", "ResidentDataErased"),  # tests/e2e/test_resident_erasure.py
             ("VentureCall", "ProjectDeclined"),
             ("VentureCall", "MilestoneReported"),
             ("VentureCall", "ProjectAccepted"),

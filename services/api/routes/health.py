@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from infra.metrics import render_prometheus
 from services.api.deps import PlatformDep, PrincipalDep
+from services.api.problems import problems
 from services.api.routes.reports import runner_alive
 
 router = APIRouter(tags=["operations"])
@@ -62,7 +63,7 @@ def readyz(platform: PlatformDep) -> JSONResponse:
     "/metrics",
     summary="Prometheus metrics: read-model positions, lag, failures; relay lag",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain; version=0.0.4": {}}}},
+    responses={200: {"content": {"text/plain; version=0.0.4": {}}}, **problems()},
 )
 def metrics(platform: PlatformDep, principal: PrincipalDep) -> PlainTextResponse:
     """Scrape with a bearer key (Prometheus ``authorization`` config); any role may read."""

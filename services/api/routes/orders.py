@@ -322,3 +322,31 @@ def showcase(
 ) -> OrderResult:
     command = c.ShowcaseOrder(order_id=order_id, **body.model_dump(exclude_unset=True))
     return run(platform, principal, command, idempotency_key, response, OrderResult)
+
+
+class OrderErased(OrderResult):
+    resident_erased: bool
+
+
+@router.post(
+    "/{order_id}/erasure",
+    summary="Erase the resident's personal data on an order (right to erasure; admins only)",
+    description=(
+        "Records a `ServiceOrder.ResidentDataErased` fact (no personal data in it) and "
+        "deletes the order's personal-data key: the resident's reference, name, phone and "
+        'address become unreadable everywhere (the order shows "[erased]"), while the '
+        "order's status, timers, service hours, points, metrics and the audit trail stay. "
+        "Final."
+    ),
+    responses=WRITE_PROBLEMS,
+)
+def erase(
+    order_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> OrderErased:
+    command = c.EraseOrderResidentData(order_id=order_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, OrderErased)

@@ -51,6 +51,12 @@ def _scope(platform: Platform, principal: Principal, unit_id: UUID | None) -> UU
     return unit_id
 
 
+def _reveal_name(platform: Platform) -> leaderboard.Reveal:
+    """Names on the board are sealed per volunteer; "[erased]" after an erasure."""
+    vault = platform.app.vault
+    return lambda volunteer_id, token: vault.reveal(volunteer_id, "name", token)
+
+
 def _reader(platform: Platform, name: str, min_position: int | None) -> sqlite3.Connection:
     wait_for_projection(platform, name, min_position)
     runner = platform.runners.get(name)
@@ -118,12 +124,26 @@ def get_leaderboard(
     try:
         key = period_key or PeriodClock(recall_timezone(conn)).current(period)
         unit = str(scope) if scope is not None else None
+        reveal = _reveal_name(platform)
         entries = leaderboard.top(
-            conn, by=by, period=period, period_key=key, unit_id=unit, limit=limit, offset=offset
+            conn,
+            by=by,
+            period=period,
+            period_key=key,
+            unit_id=unit,
+            limit=limit,
+            offset=offset,
+            reveal=reveal,
         )
         mine = (
             leaderboard.rank_of(
-                conn, str(volunteer_id), by=by, period=period, period_key=key, unit_id=unit
+                conn,
+                str(volunteer_id),
+                by=by,
+                period=period,
+                period_key=key,
+                unit_id=unit,
+                reveal=reveal,
             )
             if volunteer_id is not None
             else None

@@ -1,4 +1,4 @@
-"""Volunteers: registration, profile, suspension."""
+"""Volunteers: registration, profile, suspension, erasure."""
 
 from __future__ import annotations
 
@@ -111,4 +111,28 @@ def reinstate(
     response: Response,
 ) -> VolunteerStatusResult:
     command = c.ReinstateVolunteer(volunteer_id=volunteer_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, VolunteerStatusResult)
+
+
+@router.post(
+    "/{volunteer_id}/erasure",
+    summary="Erase a volunteer's personal data (right to erasure; admins only)",
+    description=(
+        "Records a `Volunteer.Erased` fact (no personal data in it) and deletes the "
+        "volunteer's personal-data key: their name, phone and masked identity number "
+        'become unreadable everywhere (responses show "[erased]"), while points, '
+        "service hours, unit metrics and the audit trail stay. Final: the person may "
+        "register again, as a new volunteer with a new passbook."
+    ),
+    responses=problems(403, 404, 409),
+)
+def erase(
+    volunteer_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> VolunteerStatusResult:
+    command = c.EraseVolunteer(volunteer_id=volunteer_id, reason=body.reason)
     return run(platform, principal, command, idempotency_key, response, VolunteerStatusResult)

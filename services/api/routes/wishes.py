@@ -215,3 +215,30 @@ def cancel(
 ) -> WishResult:
     command = c.CancelWish(wish_id=wish_id, reason=body.reason)
     return run(platform, principal, command, idempotency_key, response, WishResult)
+
+
+class WishErased(WishResult):
+    resident_erased: bool
+
+
+@router.post(
+    "/{wish_id}/erasure",
+    summary="Erase the personal data on a wish (right to erasure; admins only)",
+    description=(
+        "Records a `Wish.ResidentDataErased` fact (no personal data in it) and deletes "
+        "the wish's personal-data key: the resident's reference and a member claimant's "
+        'reference become unreadable everywhere (the wish shows "[erased]"), while its '
+        "status, points, metrics and the audit trail stay. Final."
+    ),
+    responses=problems(403, 404, 409),
+)
+def erase(
+    wish_id: UUID,
+    body: ReasonBody,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyDep,
+    response: Response,
+) -> WishErased:
+    command = c.EraseWishResidentData(wish_id=wish_id, reason=body.reason)
+    return run(platform, principal, command, idempotency_key, response, WishErased)

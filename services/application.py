@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,11 +36,21 @@ from services.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 16
+# Between attempts after a conflict: a random pause up to BACKOFF * 2**attempt (capped),
+# so that writers racing for one aggregate from several processes stop colliding.
+BACKOFF_SECONDS = 0.002
+MAX_BACKOFF_SECONDS = 0.25
 
 
 class IdempotencyMismatchError(DomainError):
     code = "idempotency-key-reused"
+
+
+def _jitter(attempt: int) -> float:
+    """A random pause before retrying a conflicting write (full jitter)."""
+    ceiling = min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS)
+    return random.uniform(0, ceiling)  # noqa: S311 - spreads retries, not a secret
 
 
 class ConcurrencyError(ConflictError):
@@ -182,6 +194,7 @@ class CivicApplication(Application[UUID]):
             except IntegrityError:
                 log.debug("command.conflict_retry", attempt=_attempt)
                 uow.evict_from(self.repository)
+                time.sleep(_jitter(_attempt))
                 continue
             uow.cache_into(self.repository)
             ids = [r.notification.id for r in recordings]

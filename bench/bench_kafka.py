@@ -52,6 +52,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.record._crc32c import crc as crc32c_pure  # noqa: E402
 
 from infra.embedded_stream import EmbeddedStream  # noqa: E402
+from infra.heap import freeze_startup_heap  # noqa: E402
 from infra.kafka_stream import (  # noqa: E402
     HEADER_POSITION,
     HEADER_PREV,
@@ -750,15 +751,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--skip", default="", help="parts to skip, e.g. 'c' or 'ab'")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of (a)")
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="leave the start-up heap to the collector (the relay, `civic project` and the "
+        "server freeze it at start: infra/heap.py)",
+    )
     args = parser.parse_args()
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(30)  # warnings and up
     )
 
     base = history(args.events, args.regenerate)
+    if not args.no_gc_freeze:
+        freeze_startup_heap()  # as our processes do at start; the raw loops gain too
     print(
         f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f};"
-        f" history {base} ({args.events:,} events)"
+        f" history {base} ({args.events:,} events);"
+        f" start-up heap {'left to the collector' if args.no_gc_freeze else 'frozen'}"
     )
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.crc32c]
     report: list[str] = []

@@ -151,8 +151,8 @@ def read_last_published(consumer: Any, topic: str, *, timeout: float = 30.0) -> 
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     begin = consumer.beginning_offsets(tps)
-    end = consumer.end_offsets(tps)  # read_committed: the last stable offset
     deadline = time.monotonic() + timeout
+    end = _settled_ends(consumer, tps, deadline)  # read_committed: the last stable offset
     best = 0
     for tp in tps:
         hi, window = end[tp], 8
@@ -165,6 +165,38 @@ def read_last_published(consumer: Any, topic: str, *, timeout: float = 30.0) -> 
             hi, window = lo, window * 8
     consumer.assign([])
     return best
+
+
+def _settled_ends(consumer: Any, tps: list[Any], deadline: float) -> dict[Any, int]:
+    """The partitions' last stable offsets once no transaction is pending on them.
+
+    Right after a producer is fenced, the coordinator is still writing the commit or
+    abort markers of the transaction it completed for it; until they land, the last
+    stable offset stops short of that transaction, and a tail read then would miss
+    records that are committed (the relay would send them again). So wait until the
+    last stable offset reaches the high watermark (read uncommitted), or the deadline.
+    """
+    high_reader = KafkaConsumer(
+        bootstrap_servers=consumer.config["bootstrap_servers"],
+        client_id="civic-tail-high-watermark",
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_uncommitted",
+    )
+    try:
+        while True:
+            stable: dict[Any, int] = consumer.end_offsets(tps)
+            high: dict[Any, int] = high_reader.end_offsets(tps)
+            if all(stable[tp] >= high[tp] for tp in tps):
+                return stable
+            if time.monotonic() > deadline:
+                log.warning(
+                    "kafka.tail_unsettled", pending=sum(high[tp] - stable[tp] for tp in tps)
+                )
+                return stable
+            time.sleep(0.05)
+    finally:
+        high_reader.close(autocommit=False, timeout_ms=1_000)
 
 
 def _max_position_between(consumer: Any, tp: Any, lo: int, hi: int, deadline: float) -> int | None:

@@ -15,6 +15,7 @@ from eventsourcing.utils import get_topic
 from domain.points import HoursSource, PointsRule
 from infra.embedded_stream import EmbeddedStream
 from infra.event_store import GroupCommitSQLiteRecorder
+from infra.heap import freeze_startup_heap
 from infra.settings import Settings
 from infra.vault import PersonalDataVault
 from projections.runner import ProjectionRunner
@@ -166,6 +167,7 @@ class Platform:
                 return True
 
     def start(self) -> None:
+        freeze_startup_heap()  # infra/heap.py: full collections skip the start-up heap
         # With run_projections off the pipeline runs in its own processes
         # (``civic relay``, ``civic project NAME``): the relay stays off here too.
         if self.settings.run_projections:

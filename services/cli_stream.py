@@ -25,6 +25,7 @@ import structlog
 import typer
 from pydantic import ValidationError
 
+from infra.heap import freeze_startup_heap
 from infra.logging import configure_logging
 from infra.settings import Settings
 
@@ -107,6 +108,7 @@ def relay(
     settings = _settings(data_dir, kafka)
     app = build_application(settings)
     relay = Relay.from_settings(settings, app, poll_interval=poll_interval)
+    freeze_startup_heap()
     relay.start()
     try:
         _until_signalled()
@@ -164,6 +166,7 @@ def project(
     make = runner_factory(settings, stream, batch_size=batch_size)
     runners = {name: make(name, live_path(settings.views_dir, name))}
     swapper = build_swapper(settings, runners, make)  # follows `civic projections rebuild`
+    freeze_startup_heap()
     runners[name].start()
     swapper.start()
     try:

@@ -396,7 +396,7 @@ def generate(data_dir: Path, target: int, seed: int, progress: Progress | None =
     clock = SimClock(START)
     app.clock = clock
     sim = Simulation(app, clock, target, seed)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     last = started
     try:
         sim.network()
@@ -414,6 +414,7 @@ def generate(data_dir: Path, target: int, seed: int, progress: Progress | None =
                 {
                     "events": head,
                     "seconds": time.perf_counter() - started,
+                    "cpu": time.process_time() - cpu,
                     "simulated": str(clock.now),
                     "commands": sim.counters.commands,
                     "refused": sim.counters.refused,
@@ -473,7 +474,8 @@ def ensure_history(data_dir: Path, events: int, seed: int = 7, *, regenerate: bo
     partial.rename(path)
     print(
         f"generated {final['events']:,} events in {final['seconds']:.1f} s"
-        f" ({final['events'] / final['seconds']:,.0f} events/s): {final['volunteers']:,}"
+        f" ({final['events'] / final['seconds']:,.0f} events/s; CPU {final['cpu']:.1f} s,"
+        f" {final['events'] / final['cpu']:,.0f} events/s): {final['volunteers']:,}"
         f" volunteers, {final['steps']:,} steps, {final['commands']:,} commands"
         f" ({final['refused']} refused: {final['refusals']})",
         flush=True,

@@ -11,7 +11,7 @@
    rebuilt into scratch files, compared with served views and the invariants
    reconciled, in a fresh process so its peak memory (max RSS, and with
    ``--tracemalloc`` the peak of Python allocations) is its own; next to the
-   baseline of building the three served views with the runners (``catch_up``).
+   baseline of building every served view with the runners (``catch_up``).
 
 Run: ``.venv/bin/python bench/bench_audit.py [--events 1000000] [--seed 7]
 [--passbook-events 10000] [--tracemalloc]``
@@ -203,9 +203,10 @@ def bench_check(events: int, seed: int, data_dir: Path, regenerate: bool, trace:
         result = queue.get()
         child.join()
         rate = result["events"] / result["seconds"]
-        print(f"replay check over {head:,} events (3 read models, {result['rows']:,} rows):")
+        models = len(PROJECTIONS)
+        print(f"replay check over {head:,} events ({models} read models, {result['rows']:,} rows):")
         print(
-            f"  baseline: build the 3 served views (catch_up) {head / served_seconds:>9,.0f}"
+            f"  baseline: build the {models} served views (catch_up) {head / served_seconds:>9,.0f}"
             f" events/s  ({served_seconds:.1f} s, CPU {served_cpu:.1f} s)"
         )
         print(

@@ -5,14 +5,16 @@
    service call (median of repeats), next to baselines measured in the same run:
    reading the same 10,000 stored events raw from the recorder, and the library
    rebuilding the aggregate at that version (``repository.get(id, version=...)``).
-2. **Replay check** over a generated history (1,000,000 events by default, the
-   generator of ``bench_projections``, kept under ``var/bench``): every read model
+2. **Replay check** over a generated history (1,000,000 events by default, recorded
+   through the application's batch path by ``bench/civic_history.py``, kept under
+   ``var/bench``): every read model
    rebuilt into scratch files, compared with served views and the invariants
    reconciled, in a fresh process so its peak memory (max RSS, and with
    ``--tracemalloc`` the peak of Python allocations) is its own; next to the
-   baseline of building the three served views with the runners (``catch_up``).
+   baseline of building every served view with the runners (``catch_up``).
 
-Run: ``.venv/bin/python bench/bench_audit.py [--events 1000000] [--passbook-events 10000]``
+Run: ``.venv/bin/python bench/bench_audit.py [--events 1000000] [--seed 7]
+[--passbook-events 10000] [--tracemalloc]``
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_projections import history, open_app  # noqa: E402 - after the path set-up
+from bench.civic_history import ensure_history, open_recorder  # noqa: E402 - after the path set-up
 from domain.base import acting_as  # noqa: E402
 from domain.passbook import AwardKind, Passbook  # noqa: E402
 from domain.points import ExpiryPolicy  # noqa: E402
@@ -148,9 +150,9 @@ def bench_as_of(events: int, repeats: int) -> None:
 # -- 2. replay check -------------------------------------------------------------------
 
 
-def build_served(history_path: Path, views: Path) -> tuple[int, float, float]:
-    app = open_app(history_path)
-    stream = EmbeddedStream(app.recorder)
+def build_served(store: Path, views: Path) -> tuple[int, float, float]:
+    recorder = open_recorder(store)
+    stream = EmbeddedStream(recorder)
     head = stream.head()
     started = time.perf_counter()
     cpu = time.process_time()
@@ -158,20 +160,20 @@ def build_served(history_path: Path, views: Path) -> tuple[int, float, float]:
         runner = ProjectionRunner(factory(), ViewStore(views / f"{name}.sqlite"), stream)
         runner.catch_up(timeout=0.0)
         runner.store.close()
-    app.close()
+    recorder.close()
     return head, time.perf_counter() - started, time.process_time() - cpu
 
 
-def _check_child(history_path: Path, views: Path, trace: bool, out: Any) -> None:
+def _check_child(store: Path, views: Path, trace: bool, out: Any) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if trace:
         tracemalloc.start()
-    app = open_app(history_path)
+    recorder = open_recorder(store)
     cpu = time.process_time()
-    report = run_check(app.recorder, views, scratch_dir=views.parent)
+    report = run_check(recorder, views, scratch_dir=views.parent)
     cpu = time.process_time() - cpu
     traced = tracemalloc.get_traced_memory()[1] if trace else None
-    app.close()
+    recorder.close()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out.put(
         {
@@ -187,23 +189,24 @@ def _check_child(history_path: Path, views: Path, trace: bool, out: Any) -> None
     )
 
 
-def bench_check(events: int, data_dir: Path, regenerate: bool, trace: bool) -> None:
-    history_path = history(data_dir, events, regenerate)
+def bench_check(events: int, seed: int, data_dir: Path, regenerate: bool, trace: bool) -> None:
+    store = ensure_history(data_dir, events, seed, regenerate=regenerate)
     work = Path(tempfile.mkdtemp(prefix="bench-audit-check-", dir=data_dir))
     views = work / "views"
     views.mkdir()
     try:
-        head, served_seconds, served_cpu = build_served(history_path, views)
+        head, served_seconds, served_cpu = build_served(store, views)
         context = multiprocessing.get_context("spawn")
         queue = context.Queue()
-        child = context.Process(target=_check_child, args=(history_path, views, trace, queue))
+        child = context.Process(target=_check_child, args=(store, views, trace, queue))
         child.start()
         result = queue.get()
         child.join()
         rate = result["events"] / result["seconds"]
-        print(f"replay check over {head:,} events (3 read models, {result['rows']:,} rows):")
+        models = len(PROJECTIONS)
+        print(f"replay check over {head:,} events ({models} read models, {result['rows']:,} rows):")
         print(
-            f"  baseline: build the 3 served views (catch_up) {head / served_seconds:>9,.0f}"
+            f"  baseline: build the {models} served views (catch_up) {head / served_seconds:>9,.0f}"
             f" events/s  ({served_seconds:.1f} s, CPU {served_cpu:.1f} s)"
         )
         print(
@@ -224,6 +227,7 @@ def bench_check(events: int, data_dir: Path, regenerate: bool, trace: bool) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="history for the check")
+    parser.add_argument("--seed", type=int, default=7, help="of the generated history")
     parser.add_argument("--passbook-events", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "bench")
@@ -236,7 +240,7 @@ def main() -> None:
     if not args.skip_as_of:
         bench_as_of(args.passbook_events, args.repeats)
     if not args.skip_check:
-        bench_check(args.events, args.data_dir, args.regenerate, args.tracemalloc)
+        bench_check(args.events, args.seed, args.data_dir, args.regenerate, args.tracemalloc)
 
 
 if __name__ == "__main__":

@@ -138,8 +138,15 @@ def tail_consumer(bootstrap_servers: str, client_id: str, **options: Any) -> Any
     return KafkaConsumer(**config)
 
 
-def read_last_published(consumer: Any, topic: str, *, timeout: float = 30.0) -> int:
+def read_last_published(
+    consumer: Any, topic: str, *, timeout: float = 30.0, after_fencing: bool = False
+) -> int:
     """The highest ``position`` header among committed records (0 if none).
+
+    ``after_fencing``: the caller has just fenced the topic's only producer (the
+    relay resuming), so wait for the transaction it completed to settle first (see
+    ``_settled_ends``). Others must not: under a live relay some transaction is
+    nearly always open, and they only want the last committed position.
 
     The last offset of a partition written transactionally is a commit marker,
     not a record, and aborted records sit below it, so each tail is read
@@ -152,7 +159,8 @@ def read_last_published(consumer: Any, topic: str, *, timeout: float = 30.0) -> 
     consumer.assign(tps)
     begin = consumer.beginning_offsets(tps)
     deadline = time.monotonic() + timeout
-    end = _settled_ends(consumer, tps, deadline)  # read_committed: the last stable offset
+    # read_committed: the last stable offset
+    end = _settled_ends(consumer, tps, deadline) if after_fencing else consumer.end_offsets(tps)
     best = 0
     for tp in tps:
         hi, window = end[tp], 8
@@ -176,11 +184,9 @@ def _settled_ends(consumer: Any, tps: list[Any], deadline: float) -> dict[Any, i
     records that are committed (the relay would send them again). So wait until the
     last stable offset reaches the high watermark (read uncommitted), or the deadline.
     """
-    high_reader = KafkaConsumer(
-        bootstrap_servers=consumer.config["bootstrap_servers"],
-        client_id="civic-tail-high-watermark",
-        group_id=None,
-        enable_auto_commit=False,
+    high_reader = tail_consumer(
+        ",".join(consumer.config["bootstrap_servers"]),
+        "civic-tail-high-watermark",
         isolation_level="read_uncommitted",
     )
     try:

@@ -405,7 +405,7 @@ class Relay:
             producer.init_transactions()
             reader = tail_consumer(self.bootstrap_servers, "civic-relay-tail")
             try:
-                published = read_last_published(reader, self.topic)
+                published = read_last_published(reader, self.topic, after_fencing=True)
             finally:
                 reader.close(autocommit=False, timeout_ms=2_000)
         except BaseException:

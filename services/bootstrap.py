@@ -81,11 +81,16 @@ def build_application(settings: Settings) -> CivicApplication:
     return app
 
 
-def build_stream(settings: Settings, app: CivicApplication) -> EventStream:
+def build_stream(
+    settings: Settings, app: CivicApplication, *, group_prefix: str | None = None
+) -> EventStream:
+    """The embedded stream, or Kafka when configured (consumer groups named
+    ``group_prefix`` + read model, ``civic.`` unless given)."""
     if settings.kafka:
         from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - optional adapter
 
-        kafka = KafkaStream.from_settings(settings)
+        options = {} if group_prefix is None else {"group_prefix": group_prefix}
+        kafka = KafkaStream.from_settings(settings, **options)
         kafka.attach_store(app.recorder)  # read-your-writes: which partition holds a position
         return kafka
     stream = EmbeddedStream(app.recorder)

@@ -644,7 +644,9 @@ def projections_rebuild(
     version = view_files.new_version_path(views, name)
     factory = _catalog()[name]
     application = build_application(settings)
-    stream = _rebuild_stream(settings, application, version)
+    # on Kafka a consumer group of its own, so that the rebuild takes no partitions
+    # from the consumers keeping the live version up to date
+    stream = build_stream(settings, application, group_prefix=f"civic.rebuild.{version.stem}.")
     store = ViewStore(version)
     try:
         runner = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
@@ -690,18 +692,6 @@ def projections_rebuild(
         f"Rebuilt {name}: {applied} events applied up to position {position}; the server "
         f"(pid {server.get('pid', '?')}) swapped it in live and serves {version.name}."
     )
-
-
-def _rebuild_stream(settings: Settings, application: Any, version: Path) -> Any:
-    """The stream a rebuild reads: on Kafka a consumer group of its own, so that it
-    takes no partitions from the consumers keeping the live version up to date."""
-    if not settings.kafka:
-        return build_stream(settings, application)
-    from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - the Kafka adapter loads on demand
-
-    kafka = KafkaStream.from_settings(settings, group_prefix=f"civic.rebuild.{version.stem}.")
-    kafka.attach_store(application.recorder)
-    return kafka
 
 
 def remove_stale_views(settings: Settings) -> None:

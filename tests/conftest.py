@@ -5,6 +5,9 @@ so the projection runners run)."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -148,3 +151,15 @@ def client(settings: Settings, platform: Platform) -> Iterator[TestClient]:
     app = create_app(settings, platform)
     with TestClient(app) as test_client:
         yield test_client
+
+
+def civic_process(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``civic ARGS...`` as a process of its own (the installed CLI's entry point),
+    with ``env`` added to this environment; stdout and stderr piped, as text."""
+    return subprocess.Popen(  # noqa: S603 - our own CLI, arguments from the tests
+        [sys.executable, "-c", "from services.cli import main; main()", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

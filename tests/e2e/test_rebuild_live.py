@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from infra.settings import Settings
 from projections.view_files import live_path
 from services.bootstrap import Platform
 from services.cli import ServerLock
+from tests.conftest import civic_process
 from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
@@ -22,19 +22,12 @@ pytestmark = pytest.mark.e2e
 
 def rebuild_process(settings: Settings, name: str) -> subprocess.Popen[str]:
     env = {
-        **os.environ,
         "CIVIC_DOCUMENT_SECRET": settings.document_secret_bytes().decode(),
         "CIVIC_LOG_FORMAT": "json",
         "CIVIC_LOG_LEVEL": "WARNING",
     }
-    command = "from services.cli import main; main()"
-    args = ["projections", "rebuild", name, "--data-dir", str(settings.data_dir)]
-    return subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        [sys.executable, "-c", command, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return civic_process(
+        "projections", "rebuild", name, "--data-dir", str(settings.data_dir), env=env
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from services import commands as c
 from services.bootstrap import Platform
 from services.cli import ServerLock
 from services.principals import SYSTEM
+from tests.conftest import civic_process
 from tests.integration.conftest import DOCUMENT_SECRET, load_demo
 
 pytestmark = pytest.mark.kafka
@@ -36,20 +36,14 @@ def _points(runner: ProjectionRunner, volunteer: str) -> int:
 
 def _rebuild(settings: Settings, name: str) -> subprocess.Popen[str]:
     env = {
-        **os.environ,
         "CIVIC_DOCUMENT_SECRET": DOCUMENT_SECRET,
         "CIVIC_KAFKA": settings.kafka or "",
         "CIVIC_KAFKA_TOPIC": settings.kafka_topic,
         "CIVIC_LOG_FORMAT": "json",
         "CIVIC_LOG_LEVEL": "WARNING",
     }
-    args = ["projections", "rebuild", name, "--data-dir", str(settings.data_dir)]
-    return subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        [sys.executable, "-c", "from services.cli import main; main()", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return civic_process(
+        "projections", "rebuild", name, "--data-dir", str(settings.data_dir), env=env
     )
 
 

@@ -15,6 +15,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -136,10 +137,45 @@ class CivicApplication(Application[UUID]):
     def execute(
         self, command: Command, principal: Principal, idempotency_key: str | None = None
     ) -> CommandResult:
-        outcome = self.execute_batch([BatchItem(command, idempotency_key)], principal)[0]
-        if outcome.error is not None:
-            raise outcome.error
-        return CommandResult(outcome.result or {}, outcome.position, outcome.replayed)
+        """Run one command and wait until its events are durably committed; raises
+        its refusal (a ``DomainError`` or ``ForbiddenError``)."""
+        return self.submit(command, principal, idempotency_key).result()
+
+    def submit(
+        self, command: Command, principal: Principal, idempotency_key: str | None = None
+    ) -> Future[CommandResult]:
+        """Run one command without blocking the caller: the future resolves once its
+        events are durably committed (or to its refusal). Async routes await it with
+        ``asyncio.wrap_future``."""
+        batch = self.submit_batch([BatchItem(command, idempotency_key)], principal)
+        result: Future[CommandResult] = Future()
+
+        def settle(done: Future[list[ItemOutcome]]) -> None:
+            try:
+                outcome = done.result()[0]
+            except BaseException as exc:
+                result.set_exception(exc)
+                return
+            if outcome.error is not None:
+                result.set_exception(outcome.error)
+            else:
+                result.set_result(
+                    CommandResult(outcome.result or {}, outcome.position, outcome.replayed)
+                )
+
+        batch.add_done_callback(settle)
+        return result
+
+    def submit_batch(
+        self, items: Sequence[BatchItem], principal: Principal
+    ) -> Future[list[ItemOutcome]]:
+        """:meth:`execute_batch` without blocking the caller."""
+        future: Future[list[ItemOutcome]] = Future()
+        try:
+            future.set_result(self.execute_batch(items, principal))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
     def execute_batch(self, items: Sequence[BatchItem], principal: Principal) -> list[ItemOutcome]:
         """Run every item; commit all successful items' events in one transaction.

@@ -30,10 +30,11 @@ from domain.errors import ConflictError, DomainError
 from domain.points import ExpiryPolicy, PointsRule
 from infra.event_store import IdempotencyKeyTakenError, IdempotencyRecord, StoredResponse
 from infra.vault import PersonalDataVault
+from services.command_executor import CommandExecutor, Job
 from services.commands import Command
 from services.handlers import HANDLERS, Context, Result
 from services.principals import ForbiddenError, Principal
-from services.unit_of_work import UnitOfWork
+from services.unit_of_work import StaleUnitOfWorkError, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +81,60 @@ class ItemOutcome:
     error: DomainError | ForbiddenError | None = None
 
 
+@dataclass(frozen=True)
+class _Work:
+    items: Sequence[BatchItem]
+    principal: Principal
+
+
+class _Run:
+    """A job's progress through one group: its outcomes so far, the items still to
+    run, and an unexpected error that fails it."""
+
+    def __init__(self, job: Job[_Work, list[ItemOutcome]]) -> None:
+        self.job = job
+        self.items = job.work.items
+        self.principal = job.work.principal
+        self.outcomes: dict[int, ItemOutcome] = {}
+        self.pending: list[int] = []
+        self.failed: BaseException | None = None
+        # items repeating an idempotency key used earlier in the group: (index, run, index)
+        self.followers: list[tuple[int, _Run, int]] = []
+
+
+def _follow_repeated_keys(runs: Sequence[_Run]) -> None:
+    """Within one group, only the first item with a given idempotency key runs; the
+    others are its retries and get its outcome (see :func:`_as_retry_of`)."""
+    first: dict[tuple[str, str], tuple[_Run, int]] = {}
+    for run in runs:
+        pending = []
+        for i in run.pending:
+            key = run.items[i].idempotency_key
+            if key is not None:
+                leader = first.setdefault((run.principal.key_id, key), (run, i))
+                if leader != (run, i):
+                    run.followers.append((i, *leader))
+                    continue
+            pending.append(i)
+        run.pending = pending
+
+
+def _as_retry_of(leader: _Run, index: int, fingerprint_: str) -> ItemOutcome:
+    outcome = leader.outcomes.get(index)
+    if leader.failed is not None or outcome is None:
+        return ItemOutcome(
+            ok=False, error=ConcurrencyError("a concurrent request with this key failed; retry")
+        )
+    if fingerprint(leader.items[index].command) != fingerprint_:
+        return ItemOutcome(
+            ok=False,
+            error=IdempotencyMismatchError("this Idempotency-Key was used for a different request"),
+        )
+    if not outcome.ok:
+        return outcome
+    return ItemOutcome(ok=True, result=outcome.result, position=outcome.position, replayed=True)
+
+
 def fingerprint(command: Command) -> str:
     return hashlib.sha256(command.model_dump_json().encode()).hexdigest()
 
@@ -99,6 +154,8 @@ class CivicApplication(Application[UUID]):
     env: ClassVar[dict[str, str]] = {
         "AGGREGATE_CACHE_FASTFORWARD": "n",
         "AGGREGATE_CACHE_MAXSIZE": "20000",
+        # only the executor thread uses the cache, and evicts what it does not commit
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
     }
 
     def __init__(
@@ -121,6 +178,8 @@ class CivicApplication(Application[UUID]):
         self.clock = clock or (lambda: datetime.now(UTC))
         # Queries read the store itself; commands use the write-through cache.
         self.store_reader: Repository[UUID] = Repository(event_store=self.events)
+        # Every command of this process runs on this one thread (see command_executor).
+        self.executor: CommandExecutor[_Work, list[ItemOutcome]] = CommandExecutor(self._run_group)
 
     # -- commands ------------------------------------------------------------------
 
@@ -166,88 +225,135 @@ class CivicApplication(Application[UUID]):
         batch.add_done_callback(settle)
         return result
 
-    def submit_batch(
-        self, items: Sequence[BatchItem], principal: Principal
-    ) -> Future[list[ItemOutcome]]:
-        """:meth:`execute_batch` without blocking the caller."""
-        future: Future[list[ItemOutcome]] = Future()
-        try:
-            future.set_result(self.execute_batch(items, principal))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
-
     def execute_batch(self, items: Sequence[BatchItem], principal: Principal) -> list[ItemOutcome]:
         """Run every item; commit all successful items' events in one transaction.
 
         Items that fail (a domain rule, the caller's reach) are reported and leave
         no trace; a retried idempotency key returns its original result.
         """
-        outcomes: dict[int, ItemOutcome] = {}
-        pending = self._replay_known_keys(items, principal, outcomes)
-        for _attempt in range(MAX_ATTEMPTS):
-            uow = UnitOfWork(self.repository)
-            ctx = self.context(principal)
-            succeeded: list[tuple[int, Result, int, int]] = []  # index, result, event span
-            with acting_as(principal.actor, ctx.now):
-                for i in pending:
-                    handler = HANDLERS[type(items[i].command)]
-                    start = len(uow.events)
-                    try:
-                        try:
-                            result = handler(items[i].command, uow, ctx)
-                        except DomainError:
-                            # The refusal may rest on a cached copy that another
-                            # process has since changed: refresh and decide again.
-                            uow.discard_item(refresh=True)
-                            result = handler(items[i].command, uow, ctx)
-                    except (DomainError, ForbiddenError) as exc:
-                        uow.discard_item()
-                        outcomes[i] = ItemOutcome(ok=False, error=exc)
-                        continue
-                    uow.commit_item()
-                    succeeded.append((i, result, start, len(uow.events)))
-            if not succeeded:
+        return self.submit_batch(items, principal).result()
+
+    def submit_batch(
+        self, items: Sequence[BatchItem], principal: Principal
+    ) -> Future[list[ItemOutcome]]:
+        """:meth:`execute_batch` without blocking the caller."""
+        if self.executor.on_executor_thread():  # a command that runs a command
+            msg = "commands cannot be submitted from inside a command"
+            raise RuntimeError(msg)
+        return self.executor.submit(_Work(items, principal), size=max(1, len(items)))
+
+    def _run_group(self, jobs: Sequence[Job[_Work, list[ItemOutcome]]]) -> None:
+        """Run every waiting job in one unit of work and commit all their events in one
+        transaction (on the executor thread: the only thread that touches the cache).
+
+        The cache hands out its own aggregates, not copies; so whatever does not
+        commit (a refused item, a conflict, a failed transaction) is evicted from it
+        and read again from the store when next needed.
+        """
+        runs = [_Run(job) for job in jobs]
+        for run in runs:
+            run.pending = self._replay_known_keys(run.items, run.principal, run.outcomes)
+        _follow_repeated_keys(runs)
+        for attempt in range(MAX_ATTEMPTS):
+            if self._attempt(runs, attempt):
                 break
-            records = [
-                IdempotencyRecord(
-                    principal.key_id, key, fingerprint(items[i].command), _json(result)
-                )
-                for i, result, _, _ in succeeded
-                if (key := items[i].idempotency_key)
-            ]
-            try:
-                # The event store directly: ``Application.save`` would check every
-                # event against the library's runtime protocols (slow isinstance
-                # calls), take no snapshots (none configured) and cache nothing
-                # (given events, not aggregates: ``cache_into`` below does that).
-                recordings = self.events.put(uow.events, idempotency=records)
-            except IdempotencyKeyTakenError:
-                # a concurrent retry of one of these keys committed first: answer it
-                # with the stored result and run the others again
-                pending = self._replay_known_keys(items, principal, outcomes, only=pending)
-                continue
-            except IntegrityError:
-                log.debug("command.conflict_retry", attempt=_attempt)
-                uow.evict_from(self.repository)
-                time.sleep(_jitter(_attempt))
-                continue
-            uow.cache_into(self.repository)
-            ids = [r.notification.id for r in recordings]
-            for i, result, start, end in succeeded:
-                position = ids[end - 1] if end > start else (max(ids) if ids else None)
-                outcomes[i] = ItemOutcome(ok=True, result=result, position=position)
-            break
         else:
-            for i in pending:
-                if i not in outcomes:
-                    outcomes[i] = ItemOutcome(
+            for run in runs:
+                for i in run.pending:
+                    run.outcomes[i] = ItemOutcome(
                         ok=False,
                         error=ConcurrencyError(
                             "too many concurrent changes to the same records; retry"
                         ),
                     )
-        return [outcomes[i] for i in range(len(items))]
+        for run in runs:
+            for i, leader, j in run.followers:
+                run.outcomes[i] = _as_retry_of(leader, j, fingerprint(run.items[i].command))
+        for run in runs:
+            if run.failed is not None:
+                run.job.future.set_exception(run.failed)
+            else:
+                run.job.future.set_result([run.outcomes[i] for i in range(len(run.items))])
+
+    def _attempt(self, runs: Sequence[_Run], attempt: int) -> bool:
+        """Run the group's pending items and commit their events in one transaction;
+        False when a write by another process means the group must run again."""
+        uow = UnitOfWork(self.repository)
+        try:
+            succeeded = [s for run in runs if run.failed is None for s in self._run_items(run, uow)]
+            if not succeeded:
+                return True
+            records = [
+                IdempotencyRecord(
+                    run.principal.key_id, key, fingerprint(run.items[i].command), _json(result)
+                )
+                for run, i, result, _, _ in succeeded
+                if (key := run.items[i].idempotency_key)
+            ]
+            # The event store directly: ``Application.save`` would check every
+            # event against the library's runtime protocols (slow isinstance
+            # calls), take no snapshots (none configured) and cache nothing
+            # (given events, not aggregates: ``cache_into`` below does that).
+            recordings = self.events.put(uow.events, idempotency=records)
+        except IdempotencyKeyTakenError:
+            # another process committed a retry of one of these keys first:
+            # answer it with the stored result and run the others again
+            uow.evict_from(self.repository)
+            for run in runs:
+                run.pending = self._replay_known_keys(
+                    run.items, run.principal, run.outcomes, only=run.pending
+                )
+            return False
+        except IntegrityError:
+            # another process changed one of these aggregates: read them again
+            log.debug("command.conflict_retry", attempt=attempt)
+            uow.evict_from(self.repository)
+            time.sleep(_jitter(attempt))
+            return False
+        except BaseException:
+            uow.evict_from(self.repository)
+            raise
+        uow.cache_into(self.repository)
+        ids = [r.notification.id for r in recordings]
+        for run, i, result, start, end in succeeded:
+            position = ids[end - 1] if end > start else (max(ids) if ids else None)
+            run.outcomes[i] = ItemOutcome(ok=True, result=result, position=position)
+        return True
+
+    def _run_items(self, run: _Run, uow: UnitOfWork) -> list[tuple[_Run, int, Result, int, int]]:
+        """Run one job's pending items into ``uow``: (run, index, result, event span)
+        for each that succeeded; refusals go to ``run.outcomes``. An unexpected error
+        fails the job alone: its items are taken out of the unit of work."""
+        ctx = self.context(run.principal)
+        done: list[tuple[_Run, int, Result, int, int]] = []
+        mark = uow.mark()
+        with acting_as(run.principal.actor, ctx.now):
+            for i in run.pending:
+                handler = HANDLERS[type(run.items[i].command)]
+                start = len(uow.events)
+                try:
+                    try:
+                        result = handler(run.items[i].command, uow, ctx)
+                    except DomainError:
+                        # The refusal may rest on a cached copy that another
+                        # process has since changed: refresh and decide again.
+                        uow.discard_item(refresh=True)
+                        result = handler(run.items[i].command, uow, ctx)
+                except (DomainError, ForbiddenError) as exc:
+                    uow.discard_item()
+                    run.outcomes[i] = ItemOutcome(ok=False, error=exc)
+                    continue
+                except StaleUnitOfWorkError:
+                    raise  # the whole group runs again (see _attempt)
+                except Exception as exc:
+                    log.exception("command.failed", command=type(run.items[i].command).__name__)
+                    uow.discard_item()
+                    uow.rollback_to(mark)
+                    run.failed = exc
+                    return []
+                uow.commit_item()
+                done.append((run, i, result, start, len(uow.events)))
+        return done
 
     def _replay_known_keys(
         self,
@@ -301,6 +407,7 @@ class CivicApplication(Application[UUID]):
             return None
 
     def close(self) -> None:
+        self.executor.close()
         super().close()
         self.vault.close()
 

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, OriginatorVersionError
+from eventsourcing.persistence import IntegrityError
 
 from domain.errors import NotFoundError
 
@@ -29,6 +30,15 @@ def project(aggregate: Aggregate | None, events: Iterable[Any]) -> Aggregate | N
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
+
+
+class StaleUnitOfWorkError(IntegrityError):
+    """An aggregate read again from the store no longer fits the events this unit of
+    work gathered for it (another process changed it): nothing can be saved, and the
+    commands must run again from the store's state, as after a conflict."""
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(f"aggregate {aggregate_id} changed in the store under this unit of work")
 
 
 class UnitOfWork:
@@ -71,24 +81,45 @@ class UnitOfWork:
         ``refresh``, also reload every aggregate it touched from the store."""
         touched, self._touched = self._touched, {}
         for aggregate_id, aggregate in touched.items():
-            if refresh:
-                _evict(self._repository, aggregate_id)
-            elif not aggregate.pending_events:
+            if not refresh and not aggregate.pending_events:
                 continue
             aggregate.collect_events()
-            kept = [e for e in self.events if e.originator_id == aggregate_id]
-            try:
-                rebuilt: Aggregate | None = self._repository.get(
-                    aggregate_id, projector_func=project
-                )
-            except AggregateNotFoundError:
-                rebuilt = None
+            self._rebuild(aggregate_id)
+
+    def mark(self) -> int:
+        """A point to roll back to with :meth:`rollback_to`."""
+        return len(self.events)
+
+    def rollback_to(self, mark: int) -> None:
+        """Take out every event gathered since ``mark``, and what they did to the
+        aggregates (a job that failed half-way through its items)."""
+        dropped, self.events = self.events[mark:], self.events[:mark]
+        for aggregate_id in dict.fromkeys(e.originator_id for e in dropped):
+            self._rebuild(aggregate_id)
+
+    def _rebuild(self, aggregate_id: UUID) -> None:
+        """The aggregate as the store has it plus the events still gathered here.
+        The cached object may be the one that changed: it is evicted first."""
+        _evict(self._repository, aggregate_id)
+        kept = [e for e in self.events if e.originator_id == aggregate_id]
+        try:
+            rebuilt: Aggregate | None = self._repository.get(aggregate_id, projector_func=project)
+        except AggregateNotFoundError:
+            rebuilt = None
+        try:
             for event in kept:
                 rebuilt = event.mutate(rebuilt)
-            if rebuilt is None:
-                del self._aggregates[aggregate_id]
-            else:
-                self._aggregates[aggregate_id] = rebuilt
+        except OriginatorVersionError as exc:
+            # another process moved the aggregate on: what this unit gathered for it
+            # rests on a stale copy, and the whole unit must run again
+            _evict(self._repository, aggregate_id)
+            raise StaleUnitOfWorkError(aggregate_id) from exc
+        if rebuilt is None:
+            self._aggregates.pop(aggregate_id, None)
+        else:
+            self._aggregates[aggregate_id] = rebuilt
+            if kept:  # not the store's state: the cache must not keep it
+                _evict(self._repository, aggregate_id)
 
     def cache_into(self, repository: Repository[UUID]) -> None:
         """After a successful save: these aggregates are the store's current state."""

@@ -1,0 +1,230 @@
+"""The single writer: grouping of jobs, and what a group does with failures, repeated
+idempotency keys and a cache that another process made stale."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from domain.passbook import Passbook
+from infra.settings import Settings
+from services import commands as c
+from services.application import BatchItem, CivicApplication, ItemOutcome, _Work
+from services.bootstrap import build_application
+from services.command_executor import CommandExecutor, Job
+from services.handlers import HANDLERS, Context
+from services.principals import SYSTEM
+from services.unit_of_work import UnitOfWork
+
+# -- the executor's mechanics ------------------------------------------------------------
+
+
+def test_jobs_waiting_together_run_as_one_group_without_splitting_a_job() -> None:
+    entered, gate = threading.Event(), threading.Event()
+    groups: list[list[str]] = []
+
+    def run_group(jobs: Sequence[Job[str, str]]) -> None:
+        if not groups:
+            entered.set()
+            gate.wait(5)  # hold the first group while the others queue up
+        groups.append([j.work for j in jobs])
+        for job in jobs:
+            job.future.set_result(job.work.upper())
+
+    executor: CommandExecutor[str, str] = CommandExecutor(run_group, max_group=5)
+    first = executor.submit("a")
+    assert entered.wait(5)
+    rest = [executor.submit(w, size=s) for w, s in (("b", 2), ("c", 2), ("d", 2), ("e", 1))]
+    gate.set()
+    assert [f.result(5) for f in (first, *rest)] == ["A", "B", "C", "D", "E"]
+    executor.close()
+    assert groups == [["a"], ["b", "c"], ["d", "e"]]
+
+
+def test_an_error_escaping_the_group_settles_every_future_with_it() -> None:
+    def run_group(jobs: Sequence[Job[int, int]]) -> None:
+        jobs[0].future.set_result(1)
+        if len(jobs) > 1 or jobs[0].work == 1:
+            raise RuntimeError("disk on fire")
+
+    executor: CommandExecutor[int, int] = CommandExecutor(run_group)
+    futures = [executor.submit(n) for n in range(4)]
+    assert futures[0].result(5) == 1  # settled before the error: keeps its result
+    raised = [f for f in futures[1:] if f.exception(5) is not None]
+    assert raised, "some job after the first shared a group with it or was job 1"
+    for future in raised:
+        assert str(future.exception()) == "disk on fire"
+    assert executor.submit(5).result(5) == 1  # the executor goes on after a failed group
+    executor.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        executor.submit(9)
+
+
+# -- groups in the application -----------------------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[CivicApplication]:
+    application = build_application(Settings(data_dir=tmp_path))
+    yield application
+    application.close()
+
+
+def _volunteer(app: CivicApplication) -> UUID:
+    center = app.execute(c.OpenUnit(code="c", name="中心", tier="center"), SYSTEM).result
+    institute = app.execute(
+        c.OpenUnit(code="i", name="所", tier="institute", parent_id=center["unit_id"]), SYSTEM
+    ).result
+    station = app.execute(
+        c.OpenUnit(code="s", name="站", tier="station", parent_id=institute["unit_id"]), SYSTEM
+    ).result
+    registered = app.execute(
+        c.RegisterVolunteer(
+            home_station_id=station["unit_id"],
+            name="张三",
+            phone="13800000000",
+            id_number="11010519491231002X",
+        ),
+        SYSTEM,
+    )
+    return UUID(registered.result["volunteer_id"])
+
+
+def _award(volunteer: UUID, points: int) -> c.AwardPoints:
+    return c.AwardPoints(volunteer_id=volunteer, points=points, reason="文明户评比")
+
+
+def _group(app: CivicApplication, *batches: list[BatchItem]) -> list[list[ItemOutcome]]:
+    """Run ``batches`` as one group, as the executor does when they wait together."""
+    jobs: list[Job[_Work, list[ItemOutcome]]] = [
+        Job(_Work(items, SYSTEM), len(items)) for items in batches
+    ]
+    app._run_group(jobs)
+    return [job.future.result(5) for job in jobs]
+
+
+def _stored_balance(app: CivicApplication, volunteer: UUID) -> int:
+    passbook = app.get(Passbook.create_id(volunteer))
+    return int(passbook.balance) if passbook is not None else 0
+
+
+def test_a_key_repeated_within_one_group_records_one_event(app: CivicApplication) -> None:
+    v = _volunteer(app)
+    head = app.head()
+    same = BatchItem(_award(v, 3), "award-1")
+    other = BatchItem(_award(v, 4), "award-1")
+    outcomes = _group(app, [same], [same], [other])
+    assert app.head() == head + 1
+    first, again, mismatch = (o[0] for o in outcomes)
+    assert first.ok and not first.replayed
+    assert again.ok and again.replayed and again.result == first.result
+    assert again.position == first.position
+    assert not mismatch.ok and mismatch.error is not None
+    assert mismatch.error.code == "idempotency-key-reused"
+    assert _stored_balance(app, v) == 3
+
+
+def test_a_refusal_mid_group_leaves_no_trace_and_later_items_build_on_the_rest(
+    app: CivicApplication,
+) -> None:
+    v = _volunteer(app)
+    outcomes = _group(
+        app,
+        [BatchItem(_award(v, 5))],
+        [
+            BatchItem(c.AdjustPoints(volunteer_id=v, delta=-100, reason="误录")),
+            BatchItem(_award(v, 3)),
+        ],
+    )
+    assert outcomes[0][0].ok
+    assert not outcomes[1][0].ok and outcomes[1][1].ok
+    assert _stored_balance(app, v) == 8
+    assert app.repository.get(Passbook.create_id(v)).balance == 8  # the cache agrees
+
+
+def test_an_unexpected_error_fails_its_job_alone_and_leaves_the_cache_clean(
+    app: CivicApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = _volunteer(app)
+    award = HANDLERS[c.AwardPoints]
+
+    def award_then_crash(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> object:
+        result = award(command, uow, ctx)  # the passbook (the cached object) has changed
+        if command.points == 13:
+            raise RuntimeError("a bug in a handler")
+        return result
+
+    monkeypatch.setitem(HANDLERS, c.AwardPoints, award_then_crash)
+    jobs: list[Job[_Work, list[ItemOutcome]]] = [
+        Job(_Work([BatchItem(_award(v, 2))], SYSTEM), 1),
+        Job(_Work([BatchItem(_award(v, 7)), BatchItem(_award(v, 13))], SYSTEM), 2),
+        Job(_Work([BatchItem(_award(v, 1))], SYSTEM), 1),
+    ]
+    app._run_group(jobs)
+    assert jobs[0].future.result(5)[0].ok and jobs[2].future.result(5)[0].ok
+    assert isinstance(jobs[1].future.exception(5), RuntimeError)
+    assert _stored_balance(app, v) == 3  # 2 + 1: nothing of the failed job
+    assert app.repository.get(Passbook.create_id(v)).balance == 3
+
+
+def test_a_cache_made_stale_by_another_process_turns_into_a_retry(
+    app: CivicApplication, tmp_path: Path
+) -> None:
+    v = _volunteer(app)
+    app.execute(_award(v, 1), SYSTEM)  # the passbook is now cached here
+    other = build_application(Settings(data_dir=tmp_path))  # a second process's view
+    try:
+        other.execute(_award(v, 10), SYSTEM)
+    finally:
+        other.close()
+    result = app.execute(_award(v, 100), SYSTEM)
+    assert result.position == app.head()
+    assert _stored_balance(app, v) == 111
+    assert app.repository.get(Passbook.create_id(v)).balance == 111
+
+
+def test_a_command_cannot_submit_a_command(app: CivicApplication) -> None:
+    v = _volunteer(app)
+    award = HANDLERS[c.AwardPoints]
+
+    def reentrant(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> object:
+        app.submit(_award(v, 1), SYSTEM)
+        return award(command, uow, ctx)
+
+    HANDLERS[c.AwardPoints] = reentrant
+    try:
+        with pytest.raises(RuntimeError, match="inside a command"):
+            app.execute(_award(v, 2), SYSTEM)
+    finally:
+        HANDLERS[c.AwardPoints] = award
+    assert _stored_balance(app, v) == 0
+
+
+def test_a_refusal_rechecked_against_a_store_that_moved_on_reruns_the_group(
+    app: CivicApplication, tmp_path: Path
+) -> None:
+    """The group's first job builds on a cached passbook that another process has
+    since changed; the second job's refusal is re-checked against the store, which no
+    longer fits the first job's event: the whole group runs again from the store."""
+    v = _volunteer(app)
+    app.execute(_award(v, 10), SYSTEM)  # cached here at balance 10
+    other = build_application(Settings(data_dir=tmp_path))
+    try:
+        other.execute(c.AdjustPoints(volunteer_id=v, delta=-8, reason="误录"), SYSTEM)
+    finally:
+        other.close()
+    outcomes = _group(
+        app,
+        [BatchItem(_award(v, 1))],
+        [BatchItem(c.AdjustPoints(volunteer_id=v, delta=-15, reason="误录"))],
+    )
+    assert outcomes[0][0].ok
+    refused = outcomes[1][0]
+    assert not refused.ok and refused.error is not None
+    assert refused.error.code == "insufficient-points"
+    assert _stored_balance(app, v) == 3  # 10 - 8 + 1
+    assert app.repository.get(Passbook.create_id(v)).balance == 3

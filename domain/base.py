@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import field
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -47,8 +48,11 @@ def acting_as(actor: str, now: datetime | None = None) -> Iterator[None]:
         actor_cvar.reset(actor_token)
 
 
+@lru_cache(maxsize=65_536, typed=True)
 def name_id(*parts: object) -> UUID:
-    """A deterministic id for something found by a natural key."""
+    """A deterministic id for something found by a natural key (the same keys come
+    back on every command for an aggregate, e.g. a volunteer's passbook: remembered,
+    as a uuid5 costs ~15 µs)."""
     return uuid5(CIVIC_NAMESPACE, "/".join(str(p) for p in parts))
 
 

@@ -18,10 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.settings import Settings
+from services import commands as c
 from services.api.app import create_app
+from services.application import CivicApplication
 from services.bootstrap import Platform
 from services.keys import KeyStore
-from services.principals import Principal, Role
+from services.principals import SYSTEM, Principal, Role
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
@@ -57,6 +59,41 @@ def resident_id(serial: int | None = None) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def open_network(app: CivicApplication) -> tuple[UUID, UUID, UUID]:
+    """A center, an institute under it and a station under that (opened by the system);
+    returns their ids in that order."""
+    center = app.execute(c.OpenUnit(code="c", name="中心", tier="center"), SYSTEM)
+    institute_cmd = c.OpenUnit(
+        code="i", name="所", tier="institute", parent_id=center.result["unit_id"]
+    )
+    institute = app.execute(institute_cmd, SYSTEM)
+    station_cmd = c.OpenUnit(
+        code="s", name="站", tier="station", parent_id=institute.result["unit_id"]
+    )
+    station = app.execute(station_cmd, SYSTEM)
+    return (
+        UUID(center.result["unit_id"]),
+        UUID(institute.result["unit_id"]),
+        UUID(station.result["unit_id"]),
+    )
+
+
+def register_volunteer(
+    app: CivicApplication,
+    station: UUID,
+    *,
+    name: str = "王秀英",
+    phone: str = "13800000001",
+    id_number: str | None = None,
+) -> UUID:
+    """A volunteer registered at ``station`` by the system (a fresh identity number
+    unless one is given)."""
+    command = c.RegisterVolunteer(
+        home_station_id=station, name=name, phone=phone, id_number=id_number or resident_id()
+    )
+    return UUID(app.execute(command, SYSTEM).result["volunteer_id"])
 
 
 class Clock:

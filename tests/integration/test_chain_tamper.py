@@ -23,6 +23,7 @@ from services.application import CivicApplication, ConcurrencyError
 from services.audit import chain
 from services.bootstrap import build_application
 from services.principals import SYSTEM
+from tests.conftest import open_network, register_volunteer
 
 PG_EVENTS = "civic_events"  # the library names the table after the application
 SECRET = b"test-audit-secret-0123456789abcdef-xyz"
@@ -59,24 +60,10 @@ def app(store: tuple[str, Settings]) -> Iterator[CivicApplication]:
 
 def _history(app: CivicApplication) -> UUID:
     """A center, an institute, a station and a volunteer with a manual award."""
-    center = app.execute(c.OpenUnit(code="c", name="中心", tier="center"), SYSTEM).result
-    institute = app.execute(
-        c.OpenUnit(code="i", name="所", tier="institute", parent_id=center["unit_id"]), SYSTEM
-    ).result
-    station = app.execute(
-        c.OpenUnit(code="s", name="站", tier="station", parent_id=institute["unit_id"]), SYSTEM
-    ).result
-    volunteer = app.execute(
-        c.RegisterVolunteer(
-            home_station_id=station["unit_id"],
-            name="王秀英",
-            phone="13800000001",
-            id_number="11010519491231002X",
-        ),
-        SYSTEM,
-    ).result["volunteer_id"]
+    center, _, station = open_network(app)
+    volunteer = register_volunteer(app, station, id_number="11010519491231002X")
     app.execute(c.AwardPoints(volunteer_id=volunteer, points=5, reason="好人好事"), SYSTEM)
-    return UUID(center["unit_id"])
+    return center
 
 
 def _execute(store: tuple[str, Settings], sql: str, params: tuple[object, ...]) -> None:

@@ -19,7 +19,7 @@ from projections.envelope import EventEnvelope
 from services import commands as c
 from services.bootstrap import build_application
 from services.principals import SYSTEM
-from tests.conftest import resident_id
+from tests.conftest import open_network, register_volunteer, resident_id
 
 pytestmark = pytest.mark.kafka
 
@@ -57,26 +57,9 @@ def test_the_topic_carries_only_ciphertext_and_erasure_shreds_it(kafka_config: S
     app = build_application(kafka_config)
     relay = Relay.from_settings(kafka_config, app)
     try:
-        center = app.execute(c.OpenUnit(code="c", name="中心", tier="center"), SYSTEM)
-        institute = app.execute(
-            c.OpenUnit(code="i", name="所", tier="institute", parent_id=center.result["unit_id"]),
-            SYSTEM,
-        )
-        station = app.execute(
-            c.OpenUnit(code="s", name="站", tier="station", parent_id=institute.result["unit_id"]),
-            SYSTEM,
-        )
+        _, _, station = open_network(app)
         id_number = resident_id()
-        registered = app.execute(
-            c.RegisterVolunteer(
-                home_station_id=station.result["unit_id"],
-                name=NAME,
-                phone=PHONE,
-                id_number=id_number,
-            ),
-            SYSTEM,
-        )
-        volunteer = UUID(registered.result["volunteer_id"])
+        volunteer = register_volunteer(app, station, name=NAME, phone=PHONE, id_number=id_number)
         app.execute(c.AwardPoints(volunteer_id=volunteer, points=12, reason="评比"), SYSTEM)
         assert relay.catch_up(60)
 

@@ -19,6 +19,7 @@ from services.command_executor import CommandExecutor, Job
 from services.handlers import HANDLERS, Context
 from services.principals import SYSTEM
 from services.unit_of_work import UnitOfWork
+from tests.conftest import open_network, register_volunteer
 
 # -- the executor's mechanics ------------------------------------------------------------
 
@@ -75,23 +76,8 @@ def app(tmp_path: Path) -> Iterator[CivicApplication]:
 
 
 def _volunteer(app: CivicApplication) -> UUID:
-    center = app.execute(c.OpenUnit(code="c", name="中心", tier="center"), SYSTEM).result
-    institute = app.execute(
-        c.OpenUnit(code="i", name="所", tier="institute", parent_id=center["unit_id"]), SYSTEM
-    ).result
-    station = app.execute(
-        c.OpenUnit(code="s", name="站", tier="station", parent_id=institute["unit_id"]), SYSTEM
-    ).result
-    registered = app.execute(
-        c.RegisterVolunteer(
-            home_station_id=station["unit_id"],
-            name="张三",
-            phone="13800000000",
-            id_number="11010519491231002X",
-        ),
-        SYSTEM,
-    )
-    return UUID(registered.result["volunteer_id"])
+    _, _, station = open_network(app)
+    return register_volunteer(app, station, name="张三", phone="13800000000")
 
 
 def _award(volunteer: UUID, points: int) -> c.AwardPoints:

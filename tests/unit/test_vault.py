@@ -16,7 +16,7 @@ from infra.vault import ERASED, PersonalDataVault, SubjectErasedError
 from services import commands as c
 from services.bootstrap import build_application
 from services.principals import SYSTEM
-from tests.conftest import resident_id
+from tests.conftest import open_network, register_volunteer
 
 MASTER = b"a-master-secret-of-enough-length-0123456789"
 
@@ -73,19 +73,8 @@ def test_the_wrong_master_key_fails_loudly(tmp_path, vault):
 def test_start_up_reshreds_keys_a_restored_backup_brought_back(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", document_secret="x" * 40, log_format="json")
     app = build_application(settings)
-    center = app.execute(c.OpenUnit(code="c", name="中心", tier="center"), SYSTEM).result
-    inst = app.execute(
-        c.OpenUnit(code="i", name="所", tier="institute", parent_id=center["unit_id"]), SYSTEM
-    ).result
-    station = app.execute(
-        c.OpenUnit(code="s", name="站", tier="station", parent_id=inst["unit_id"]), SYSTEM
-    ).result
-    registered = app.execute(
-        c.RegisterVolunteer(home_station_id=station["unit_id"], name="王秀英",
-                            phone="13800000001", id_number=resident_id()),
-        SYSTEM,
-    ).result  # fmt: skip
-    volunteer = registered["volunteer_id"]
+    _, _, station = open_network(app)
+    volunteer = str(register_volunteer(app, station))
     token = app.get(UUID(volunteer)).name
     app.vault.close()
     backup = tmp_path / "vault-backup.sqlite"

@@ -24,7 +24,6 @@ import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from services.api.deps import get_auth_limiter
 from services.api.ratelimit import AuthFailureLimiter
 
 pytestmark = pytest.mark.e2e
@@ -99,7 +98,7 @@ def test_every_route_is_denied_without_a_valid_key(api, network, mint_key):
 
     # this walk fails hundreds of times from one address: lift the rate limit for it
     unlimited = AuthFailureLimiter(limit=1_000_000, window=60)
-    api.client.app.dependency_overrides[get_auth_limiter] = lambda: unlimited
+    limiter, api.client.app.state.auth_limiter = api.client.app.state.auth_limiter, unlimited
     walked = 0
     for method, path, _ in operations(api):
         if (method, path) in PUBLIC:
@@ -111,7 +110,7 @@ def test_every_route_is_denied_without_a_valid_key(api, network, mint_key):
             assert response.headers["WWW-Authenticate"].startswith("Bearer"), (method, path)
             assert body["instance"] == target
         walked += 1
-    api.client.app.dependency_overrides.clear()
+    api.client.app.state.auth_limiter = limiter
     assert walked == len(operations(api)) - len(PUBLIC)
 
 
@@ -521,7 +520,7 @@ class FakeClock:
 def test_failed_authentication_is_rate_limited_per_address(api, network):
     clock = FakeClock()
     limiter = AuthFailureLimiter(limit=5, window=60, clock=clock)
-    api.client.app.dependency_overrides[get_auth_limiter] = lambda: limiter
+    original, api.client.app.state.auth_limiter = api.client.app.state.auth_limiter, limiter
     unit = f"/v1/units/{network.station}"
     bad = {"Authorization": "Bearer civic_0000000000000000_guess"}
     try:
@@ -541,7 +540,7 @@ def test_failed_authentication_is_rate_limited_per_address(api, network):
         clock.now += 61
         assert_problem(api.client.get(unit, headers=bad), 401)
     finally:
-        api.client.app.dependency_overrides.clear()
+        api.client.app.state.auth_limiter = original
 
 
 def test_the_limiter_counts_a_sliding_window():

@@ -34,7 +34,9 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections import deque
 from pathlib import Path
+from typing import IO
 from uuid import uuid4
 
 from eventsourcing.application import Application
@@ -202,39 +204,57 @@ BARE_APP = textwrap.dedent(
 )
 
 
+class LogDrain:
+    """Reads a server's log lines from a pipe, as a log collector would (journald,
+    a container runtime), keeping the last few for a failed start. Writing them to
+    a file on the event store's disk instead would stall the server's writes behind
+    the store's fsyncs; to the terminal, behind the terminal."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines = 0
+        self.tail: deque[bytes] = deque(maxlen=40)
+        self._stream = stream
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        for line in self._stream:
+            self.lines += 1
+            self.tail.append(line)
+
+
 def serve(
-    args: list[str], env: dict[str, str], port: int, log: Path, workers: int = 1
+    args: list[str], env: dict[str, str], port: int, workers: int = 1
 ) -> subprocess.Popen[bytes]:
-    """Start uvicorn; its log lines (one access line per civic request) go to ``log``,
-    not to the terminal, but are still written, as in production."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "uvicorn",
-                *args,
-                *(["--workers", str(workers)] if workers > 1 else []),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-            ],
-            env={**os.environ, **env},
-            cwd=ROOT,
-            stderr=out,
-        )
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "uvicorn",
+            *args,
+            *(["--workers", str(workers)] if workers > 1 else []),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None  # piped just above
+    drain = LogDrain(proc.stderr)
     try:
         wait_http(port)
     except SystemExit:
-        sys.stderr.write(log.read_text()[-4000:])
+        sys.stderr.write(b"".join(drain.tail).decode(errors="replace"))
         raise
     return proc
 
@@ -364,7 +384,7 @@ def main() -> None:
     for n, workers in enumerate(args.workers):
         print(f"2. bare FastAPI POST, {workers} worker(s) ...")
         port = free_port()
-        proc = serve(["--app-dir", str(bare), "bare_app:app"], {}, port, data / "bare.log", workers)
+        proc = serve(["--app-dir", str(bare), "bare_app:app"], {}, port, workers)
         results[f"bare_fastapi_w{workers}"] = measure(
             proc,
             f"http://127.0.0.1:{port}",
@@ -379,13 +399,7 @@ def main() -> None:
         if args.no_projections or workers > 1:
             civic_env["CIVIC_RUN_PROJECTIONS"] = "false"
         port = free_port()
-        proc = serve(
-            ["--factory", "services.api.app:create_app"],
-            civic_env,
-            port,
-            data / "civic.log",
-            workers,
-        )
+        proc = serve(["--factory", "services.api.app:create_app"], civic_env, port, workers)
         results[f"civic_post_w{workers}"] = measure(
             proc,
             f"http://127.0.0.1:{port}",

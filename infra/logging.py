@@ -13,12 +13,13 @@ calls it on shutdown; it also runs at exit).
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import queue
 import sys
 import threading
 import time
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -37,18 +38,18 @@ class _StandardError:
 
 
 class _BackgroundStandardError:
-    """Lines queued by any thread, written to stderr by one writer thread in
-    batches (a batch is whatever was queued within :data:`BATCH_SECONDS` of its
-    first line)."""
+    """Lines queued by any thread, written by one writer thread in batches (a batch
+    is whatever was queued within :data:`BATCH_SECONDS` of its first line), each to
+    ``sys.stderr`` as it was when the line was logged (test runners swap it)."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[TextIO, str]] = queue.SimpleQueue()
         self._lock = threading.Lock()  # one writer at a time: the thread or a flush
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
 
     def write(self, text: str) -> int:
-        self._queue.put(text)
+        self._queue.put((sys.stderr, text))
         return len(text)
 
     def flush(self) -> None:
@@ -60,7 +61,7 @@ class _BackgroundStandardError:
             time.sleep(BATCH_SECONDS)
             self.drain([first])
 
-    def drain(self, pending: list[str] | None = None) -> None:
+    def drain(self, pending: list[tuple[TextIO, str]] | None = None) -> None:
         """Write every queued line now."""
         with self._lock:
             lines = pending or []
@@ -69,9 +70,14 @@ class _BackgroundStandardError:
                     lines.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if lines:
-                sys.stderr.write("".join(lines))
-                sys.stderr.flush()
+            for stream, group in itertools.groupby(lines, key=lambda line: line[0]):
+                text = "".join(t for _, t in group)
+                try:
+                    stream.write(text)
+                    stream.flush()
+                except (OSError, ValueError):  # the stream was closed meanwhile
+                    if sys.__stderr__ is not None:
+                        sys.__stderr__.write(text)
 
 
 _background: _BackgroundStandardError | None = None

@@ -126,10 +126,6 @@ class WriteContext:
     request_id: str | None
     response: Response
 
-    @property
-    def actor(self) -> str:
-        return self.principal.actor
-
 
 async def write_context(
     request: Request,

@@ -1,6 +1,7 @@
 """Command throughput over HTTP, against baselines measured in the same run.
 
     .venv/bin/python -m bench.bench_api [--seconds 10] [--connections 16]
+        [--no-projections] [--workers 1 2]
 
 Prints, each next to its baseline:
   1. the plain eventsourcing library saving one-event transactions from 16 threads
@@ -9,8 +10,13 @@ Prints, each next to its baseline:
   3. our single-command POSTs (a manual points award, durably committed), 16
      concurrent connections: commands/s and latency percentiles;
   4. batch ingestion: POST /v1/batch with 1,000 commands per request: events/s.
-The load generator is wrk (Debian package ``wrk``) with one thread, so that the
-server keeps most of the 2 cores; it runs against 127.0.0.1 only.
+Each HTTP measurement follows a 2 s warm-up and reports the server's CPU time per
+request (user + system, of the uvicorn process and its workers, from /proc): on a
+shared machine the wall-clock rates move with the load, the CPU cost much less.
+With ``--workers 1 2`` the bare and civic POSTs are measured once per worker count.
+The load average is printed before and after. The load generator is wrk (Debian
+package ``wrk``) with one thread, so that the server keeps most of the 2 cores; it
+runs against 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections import deque
 from pathlib import Path
+from typing import IO
 from uuid import uuid4
 
 from eventsourcing.application import Application
@@ -86,6 +94,7 @@ def run_wrk(
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     lat = {}
     for pct in ("50", "90", "99"):
         m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out)
@@ -93,7 +102,56 @@ def run_wrk(
             value = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
             lat[f"p{pct}_ms"] = value
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, **lat, "non_2xx": float(non2xx.group(1)) if non2xx else 0.0}
+    return {
+        "rps": rps,
+        "requests": requests,
+        **lat,
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+WARM_UP_SECONDS = 2
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its live descendants (the
+    uvicorn supervisor and its workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, cpu seconds)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        # after the command name: state, ppid, ..., utime (14th field), stime (15th)
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, total, frontier = {pid}, 0.0, [pid]
+    while frontier:
+        parent = frontier.pop()
+        total += stats.get(parent, (0, 0.0))[1]
+        children = [p for p, (ppid, _) in stats.items() if ppid == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return total
+
+
+def measure(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    script: str,
+    seconds: int,
+    connections: int,
+    threads: int = 1,
+) -> dict[str, float]:
+    """wrk against a running server after a warm-up, with the server's CPU time per
+    request."""
+    run_wrk(url, script, WARM_UP_SECONDS, connections, threads)
+    before = tree_cpu_seconds(proc.pid)
+    result = run_wrk(url, script, seconds, connections, threads)
+    cpu = tree_cpu_seconds(proc.pid) - before
+    return {**result, "cpu_ms_per_request": cpu * 1000 / max(result["requests"], 1)}
 
 
 # -- 1. the plain library ---------------------------------------------------------------
@@ -146,13 +204,35 @@ BARE_APP = textwrap.dedent(
 )
 
 
-def serve(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+class LogDrain:
+    """Reads a server's log lines from a pipe, as a log collector would (journald,
+    a container runtime), keeping the last few for a failed start. Writing them to
+    a file on the event store's disk instead would stall the server's writes behind
+    the store's fsyncs; to the terminal, behind the terminal."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines = 0
+        self.tail: deque[bytes] = deque(maxlen=40)
+        self._stream = stream
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        for line in self._stream:
+            self.lines += 1
+            self.tail.append(line)
+
+
+def serve(
+    args: list[str], env: dict[str, str], port: int, workers: int = 1
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             PY,
             "-m",
             "uvicorn",
             *args,
+            *(["--workers", str(workers)] if workers > 1 else []),
             "--host",
             "127.0.0.1",
             "--port",
@@ -167,8 +247,15 @@ def serve(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[b
         ],
         env={**os.environ, **env},
         cwd=ROOT,
+        stderr=subprocess.PIPE,
     )
-    wait_http(port)
+    assert proc.stderr is not None  # piped just above
+    drain = LogDrain(proc.stderr)
+    try:
+        wait_http(port)
+    except SystemExit:
+        sys.stderr.write(b"".join(drain.tail).decode(errors="replace"))
+        raise
     return proc
 
 
@@ -244,6 +331,18 @@ def batch_script(volunteers: list[str], token: str, connections: int) -> str:
     ) % (lua_bodies, token)
 
 
+def loadavg() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def post_row(name: str, bare: dict[str, float], civic: dict[str, float], key: str) -> str:
+    ratio = civic[key] / bare[key] if bare.get(key) else float("nan")
+    fmt = "{:12,.0f}" if key == "rps" else "{:12.2f}"
+    return (
+        f"  {name:40} {fmt.format(bare.get(key, 0))} {fmt.format(civic.get(key, 0))}  {ratio:6.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -255,80 +354,106 @@ def main() -> None:
         help="run the API without its in-process projection runners (as with `civic serve "
         "--workers N`, where they run in the parent process)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="uvicorn worker counts to compare (bare and civic POSTs once per count; with "
+        "more than one worker the civic API runs without projection runners)",
+    )
     args = parser.parse_args()
     ensure_wrk()
     data = Path(tempfile.mkdtemp(prefix="civic-bench-"))
     results: dict[str, dict[str, float]] = {}
+    load_before = loadavg()
 
     print(f"1. plain library, one-event transactions, {args.connections} threads ...")
     results["library_saves"] = {"rps": library_baseline(data, args.seconds, args.connections)}
 
-    print("2. bare FastAPI POST ...")
     bare = data / "bare"
     bare.mkdir()
     (bare / "bare_app.py").write_text(BARE_APP)
-    port = free_port()
-    proc = serve(["--app-dir", str(bare), "bare_app:app"], {}, port)
     body = json.dumps({"points": 1, "reason": "bench"})
     vols = [str(uuid4()) for _ in range(100)]
-    results["bare_fastapi"] = run_wrk(
-        f"http://127.0.0.1:{port}", award_script(vols, "x", body), args.seconds, args.connections
-    )
-    stop(proc)
-
-    print(f"3. civic single-command POSTs (preparing {args.volunteers} volunteers) ...")
+    print(f"   preparing {args.volunteers} volunteers ...")
     from bench.fixtures import prepare_network  # noqa: PLC0415
 
     env, token, volunteers = prepare_network(data / "civic", args.volunteers)
-    if args.no_projections:
-        env["CIVIC_RUN_PROJECTIONS"] = "false"
-    port = free_port()
-    proc = serve(["--factory", "services.api.app:create_app"], env, port)
-    results["civic_post"] = run_wrk(
-        f"http://127.0.0.1:{port}",
-        award_script(volunteers, token, body),
-        args.seconds,
-        args.connections,
-    )
+    for n, workers in enumerate(args.workers):
+        print(f"2. bare FastAPI POST, {workers} worker(s) ...")
+        port = free_port()
+        proc = serve(["--app-dir", str(bare), "bare_app:app"], {}, port, workers)
+        results[f"bare_fastapi_w{workers}"] = measure(
+            proc,
+            f"http://127.0.0.1:{port}",
+            award_script(vols, "x", body),
+            args.seconds,
+            args.connections,
+        )
+        stop(proc)
 
-    print("4. civic batch ingestion (1,000 commands per request) ...")
-    batch = run_wrk(
-        f"http://127.0.0.1:{port}/v1/batch",
-        batch_script(volunteers, token, BATCH_CONNECTIONS),
-        args.seconds,
-        BATCH_CONNECTIONS,
-        threads=BATCH_CONNECTIONS,
-    )
-    results["civic_batch"] = {**batch, "events_per_s": batch["rps"] * BATCH_SIZE}
-    stop(proc)
+        print(f"3. civic single-command POSTs, {workers} worker(s) ...")
+        civic_env = dict(env)
+        if args.no_projections or workers > 1:
+            civic_env["CIVIC_RUN_PROJECTIONS"] = "false"
+        port = free_port()
+        proc = serve(["--factory", "services.api.app:create_app"], civic_env, port, workers)
+        results[f"civic_post_w{workers}"] = measure(
+            proc,
+            f"http://127.0.0.1:{port}",
+            award_script(volunteers, token, body),
+            args.seconds,
+            args.connections,
+        )
+        if n == 0:
+            print(f"4. civic batch ingestion (1,000 commands per request), {workers} worker(s) ...")
+            batch = measure(
+                proc,
+                f"http://127.0.0.1:{port}/v1/batch",
+                batch_script(volunteers, token, BATCH_CONNECTIONS),
+                args.seconds,
+                BATCH_CONNECTIONS,
+                threads=BATCH_CONNECTIONS,
+            )
+            results["civic_batch"] = {**batch, "events_per_s": batch["rps"] * BATCH_SIZE}
+        stop(proc)
 
+    report(results, args, load_before)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def report(
+    results: dict[str, dict[str, float]], args: argparse.Namespace, load_before: str
+) -> None:
     lib = results["library_saves"]["rps"]
-    bare_rps = results["bare_fastapi"]["rps"]
-    post = results["civic_post"]
+    batch = results["civic_batch"]
     print()
-    print(f"{'measure':44} {'value':>12}  baseline / ratio")
-    print(f"{'plain library saves/s (16 threads)':44} {lib:12,.0f}")
+    print(f"load average (1 / 5 / 15 min): before {load_before}, after {loadavg()}")
+    print(f"plain library saves/s ({args.connections} threads): {lib:,.0f}")
+    for workers in args.workers:
+        b, c = results[f"bare_fastapi_w{workers}"], results[f"civic_post_w{workers}"]
+        print()
+        print(
+            f"POST, {args.connections} connections, {workers} worker(s)"
+            f"{'' if workers > 1 or not args.no_projections else ', no projections'}:"
+        )
+        print(f"  {'measure':40} {'bare FastAPI':>12} {'civic':>12}  civic/bare")
+        print(post_row("requests/s (civic: durable commands)", b, c, "rps"))
+        print(post_row("latency p50 (ms)", b, c, "p50_ms"))
+        print(post_row("latency p90 (ms)", b, c, "p90_ms"))
+        print(post_row("latency p99 (ms)", b, c, "p99_ms"))
+        print(post_row("server CPU per request (ms)", b, c, "cpu_ms_per_request"))
+        print(f"  civic: {c['rps'] / lib:.2f}x library saves; non-2xx: {c['non_2xx']:.0f}")
+    print()
     print(
-        f"{'bare FastAPI POST req/s':44} {bare_rps:12,.0f}"
-        f"  p99 {results['bare_fastapi'].get('p99_ms', 0):.1f} ms"
-    )
-    print(
-        f"{'civic POST commands/s (durable)':44} {post['rps']:12,.0f}  "
-        f"{post['rps'] / lib:.2f}x library, {post['rps'] / bare_rps:.2f}x bare FastAPI"
-    )
-    print(
-        f"{'civic POST latency p50 / p90 / p99 (ms)':44} "
-        f"{post.get('p50_ms', 0):5.1f} / {post.get('p90_ms', 0):5.1f} / "
-        f"{post.get('p99_ms', 0):5.1f}"
-        f"  non-2xx: {post['non_2xx']:.0f}"
-    )
-    print(
-        f"{'civic batch ingestion events/s':44} {results['civic_batch']['events_per_s']:12,.0f}"
-        f"  {results['civic_batch']['events_per_s'] / lib:.1f}x library saves"
-        f"  non-2xx: {batch['non_2xx']:.0f}"
+        f"batch ingestion: {batch['events_per_s']:,.0f} events/s"
+        f" = {batch['events_per_s'] / lib:.1f}x library saves;"
+        f" server CPU per event {batch['cpu_ms_per_request'] / BATCH_SIZE * 1000:.0f} µs;"
+        f" non-2xx: {batch['non_2xx']:.0f}"
     )
     print(json.dumps(results))
-    shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

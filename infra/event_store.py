@@ -1,10 +1,14 @@
 """The SQLite event store with group commit and atomic idempotency records.
 
 The library's recorder commits one transaction per ``save``; at 16 concurrent
-requests that caps throughput at the disk's fsync rate. This recorder hands each
-``insert_events`` call to a single writer thread which commits everything queued
-in one transaction, each call inside its own SAVEPOINT: calls stay atomic and
-independent (a conflicting call rolls back alone), and one fsync serves many.
+requests that caps throughput at the disk's fsync rate. This recorder commits an
+``insert_events`` call that finds no commit under way at once, on the caller's
+thread; calls that arrive meanwhile go to a writer thread, which commits everything
+queued in one transaction, each call inside its own SAVEPOINT: calls stay atomic
+and independent (a conflicting call rolls back alone), and one fsync serves many.
+The application's single command writer (services/command_executor.py) groups the
+commands of this process itself, so its calls take the first path: no hand-over
+to another thread and back (each costs GIL hand-offs).
 
 Idempotency records (``save(..., idempotency=[...])``) are written in the same
 savepoint as the events, so a command's events and the record of its key commit
@@ -120,6 +124,7 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # one group committing at a time
         self.listeners: list[CommitListener] = []
         self.groups_committed = 0
         self.calls_committed = 0
@@ -138,9 +143,18 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         job = _Job(stored_events, kwargs.get("idempotency") or ())
-        self._ensure_writer()
-        self._queue.put(job)
-        job.done.wait()
+        if self._commit_lock.acquire(blocking=False):
+            # nothing is being committed: commit on the caller's thread rather than
+            # hand over to the writer thread and wait for it to wake (the
+            # application's single command writer is the usual caller)
+            try:
+                self._commit_group([job])
+            finally:
+                self._commit_lock.release()
+        else:
+            self._ensure_writer()
+            self._queue.put(job)
+            job.done.wait()
         if job.error is not None:
             raise job.error
         return job.ids
@@ -170,7 +184,8 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                     self._queue.put(None)
                     break
                 jobs.append(nxt)
-            self._commit_group(jobs)
+            with self._commit_lock:
+                self._commit_group(jobs)
 
     def _commit_group(self, jobs: list[_Job]) -> None:
         try:

@@ -208,6 +208,7 @@ class CivicApplication(Application[UUID]):
         ``asyncio.wrap_future``."""
         batch = self.submit_batch([BatchItem(command, idempotency_key)], principal)
         result: Future[CommandResult] = Future()
+        result.set_running_or_notify_cancel()  # like the batch's: runs to its end
 
         def settle(done: Future[list[ItemOutcome]]) -> None:
             try:

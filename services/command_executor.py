@@ -68,6 +68,10 @@ class CommandExecutor(Generic[J, R]):
             msg = "the command executor is closed"
             raise RuntimeError(msg)
         job: Job[J, R] = Job(work, size)
+        # A submitted job runs to its end and its future cannot be cancelled: an
+        # abandoned caller (an async route whose client went away cancels the
+        # awaiting side) must not leave a cancelled future for the group to trip on.
+        job.future.set_running_or_notify_cancel()
         self._ensure_thread()
         self._queue.put(job)
         return job.future

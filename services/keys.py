@@ -8,10 +8,11 @@ Lookups are cached in memory (an LRU keyed by the digest of the whole token) for
 :data:`DEFAULT_CACHE_TTL` seconds so that request throughput is not bound by a
 SQLite read per request. Revoking or rotating through this store drops the key's
 cache entries at once. A change made by another process (another API worker, the
-CLI) is noticed on the next lookup: SQLite's ``PRAGMA data_version`` changes when
-another connection commits, and the whole cache is dropped then, so a revocation
-is effective at once in every process sharing the key file (the TTL only bounds
-how long a hit is trusted without that check, i.e. never, in practice).
+CLI) is noticed within :data:`CHANGE_CHECK_INTERVAL` (250 ms): at most that often,
+a lookup asks SQLite for ``PRAGMA data_version``, which changes when another
+connection commits, and the whole cache is dropped then. So a revocation elsewhere
+takes effect within 250 ms in every process sharing the key file (the TTL only
+bounds how long a hit is trusted without that check, i.e. never, in practice).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,9 @@ from services.principals import SCOPED_ROLES, Principal, Role
 PREFIX = "civic_"
 DEFAULT_CACHE_TTL = 5.0  # seconds: the longest a revoked key stays usable elsewhere
 DEFAULT_CACHE_SIZE = 4096
+# seconds between two looks at the key file's data_version: the longest a key
+# revoked by another process stays usable here
+CHANGE_CHECK_INTERVAL = 0.25
 
 KEYS_DDL = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -113,12 +117,16 @@ class KeyStore:
         *,
         cache_ttl: float = DEFAULT_CACHE_TTL,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        change_check_interval: float = CHANGE_CHECK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.cache_ttl = cache_ttl
         self.cache_size = cache_size
+        self.change_check_interval = change_check_interval
+        self._clock = clock
         self._conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30
         )
@@ -131,6 +139,7 @@ class KeyStore:
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._data_version = self._read_data_version()
+        self._next_change_check = self._clock() + change_check_interval
 
     # -- managing keys ---------------------------------------------------------------
 
@@ -212,8 +221,8 @@ class KeyStore:
         return [_info(r) for r in rows]
 
     def revoke(self, key_id: str, *, revoked_by: str | None = None) -> KeyInfo:
-        """Revoke a key (idempotent); it stops working here at once, elsewhere
-        within the cache TTL."""
+        """Revoke a key (idempotent); it stops working here at once, in other
+        processes sharing the key file within ``change_check_interval``."""
         with self._transaction() as conn:
             self._revoke(conn, key_id, revoked_by)
         self._forget(key_id)
@@ -267,7 +276,7 @@ class KeyStore:
             return None
         principal = _info(row).principal()
         with self._cache_lock:
-            self._cache[cache_key] = (principal, time.monotonic() + self.cache_ttl)
+            self._cache[cache_key] = (principal, self._clock() + self.cache_ttl)
             self._cache.move_to_end(cache_key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
@@ -277,8 +286,12 @@ class KeyStore:
         with self._lock:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def _drop_cache_if_changed_elsewhere(self) -> None:
-        """Another connection (process) committed: a key may have been revoked there."""
+    def _drop_cache_if_changed_elsewhere(self, now: float) -> None:
+        """Another connection (process) committed: a key may have been revoked there.
+        Looked at no more often than every ``change_check_interval`` seconds."""
+        if now < self._next_change_check:
+            return
+        self._next_change_check = now + self.change_check_interval
         version = self._read_data_version()
         if version != self._data_version:
             with self._cache_lock:
@@ -286,16 +299,18 @@ class KeyStore:
                 self._data_version = version
 
     def cached(self, token: str, cache_key: str | None = None) -> Principal | None:
-        """The cached principal for ``token`` if it is fresh and no other process has
-        changed the key file since (one ``PRAGMA data_version``, no table read)."""
+        """The cached principal for ``token`` if it is fresh and, as of the last look
+        (at most ``change_check_interval`` ago: one ``PRAGMA data_version``, no table
+        read), no other process has changed the key file since it was cached."""
         cache_key = cache_key or _digest(token)
-        self._drop_cache_if_changed_elsewhere()
+        now = self._clock()
+        self._drop_cache_if_changed_elsewhere(now)
         with self._cache_lock:
             hit = self._cache.get(cache_key)
             if hit is None:
                 return None
             principal, expires = hit
-            if expires <= time.monotonic():
+            if expires <= now:
                 del self._cache[cache_key]
                 return None
             self._cache.move_to_end(cache_key)

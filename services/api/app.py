@@ -15,7 +15,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from infra.logging import configure_logging
+from infra.logging import configure_logging, flush_logs
 from infra.settings import Settings
 from services.api import problems
 from services.api.middleware import RequestMiddleware
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_format, settings.log_level)
+        configure_logging(settings.log_format, settings.log_level, background=True)
         owned = platform is None
         running = Platform.build(settings) if platform is None else platform
         key_store = KeyStore(settings.keys_db)
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
             if owned:
                 running.close()
             log.info("api.stopped")
+            flush_logs()
 
     app = FastAPI(
         title="Civic volunteering platform",

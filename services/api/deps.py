@@ -1,13 +1,15 @@
 """Request dependencies as ``Annotated`` aliases; tests swap them with
-``app.dependency_overrides``."""
+``app.dependency_overrides`` (or, for the key store and the authentication
+limiter, which are read from the app state, by swapping ``app.state``)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -42,36 +44,32 @@ async def get_keys(request: Request) -> KeyStore:
     return keys
 
 
-async def get_auth_limiter(request: Request) -> AuthFailureLimiter:
-    limiter: AuthFailureLimiter = request.app.state.auth_limiter
-    return limiter
-
-
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
-AuthLimiterDep = Annotated[AuthFailureLimiter, Depends(get_auth_limiter)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def authenticate(
-    request: Request,
-    limiter: AuthLimiterDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def _principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     """The caller's principal from its bearer key (cached lookups stay on the event
     loop; a cache miss reads the key store in the thread pool). Failed keys are
-    rate-limited per client address (services/api/ratelimit.py)."""
+    rate-limited per client address (services/api/ratelimit.py).
+
+    The key store and the limiter come straight from the app state, not as
+    dependencies: each dependency costs FastAPI tens of microseconds per request
+    (tests swap ``app.state.auth_limiter``)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("an API key is required", invalid=False)
     token = credentials.credentials
-    # the key store straight from the app state: one dependency fewer to solve on
-    # every request (each costs FastAPI tens of microseconds)
     keys: KeyStore = request.app.state.keys
     principal = keys.cached(token)
     if principal is None:
         principal = await run_in_threadpool(keys.authenticate, token)
     if principal is None:
         client = request.client.host if request.client is not None else "unknown"
+        limiter: AuthFailureLimiter = request.app.state.auth_limiter
         retry_after = limiter.failed(client)
         if retry_after is not None:
             log.warning("auth.rate_limited", client=client, retry_after=retry_after)
@@ -87,23 +85,27 @@ async def authenticate(
     return principal
 
 
+async def authenticate(request: Request, credentials: BearerDep) -> Principal:
+    return await _principal(request, credentials)
+
+
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
-
-async def idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description=(
-                "Makes the request safe to retry: a retry with the same key and body "
-                "returns the original result (with `Idempotent-Replayed: true`) and "
-                "records nothing new. 1-255 visible ASCII characters."
-            ),
-            json_schema_extra={"pattern": _IDEMPOTENCY_KEY.pattern},
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description=(
+            "Makes the request safe to retry: a retry with the same key and body "
+            "returns the original result (with `Idempotent-Replayed: true`) and "
+            "records nothing new. 1-255 visible ASCII characters."
         ),
-    ] = None,
-) -> str | None:
+        json_schema_extra={"pattern": _IDEMPOTENCY_KEY.pattern},
+    ),
+]
+
+
+def _checked_idempotency_key(key: str | None) -> str | None:
     if key is not None and not _IDEMPOTENCY_KEY.match(key):
         raise ProblemError(
             400,
@@ -113,4 +115,37 @@ async def idempotency_key(
     return key
 
 
-IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+@dataclass(frozen=True, slots=True)
+class WriteContext:
+    """Everything a write route needs besides its command: who asks, the retry key,
+    the request id, the platform, and the response whose headers it sets."""
+
+    platform: Platform
+    principal: Principal
+    idempotency_key: str | None
+    request_id: str | None
+    response: Response
+
+
+async def write_context(
+    request: Request,
+    response: Response,
+    credentials: BearerDep,
+    key: IdempotencyKeyHeader = None,
+) -> WriteContext:
+    """The one dependency of every write route: authentication and the
+    ``Idempotency-Key`` header are solved here directly rather than as dependencies
+    of their own (FastAPI solves each dependency at a cost of tens of microseconds
+    per request: this leaves two per write, this one and the bearer scheme)."""
+    principal = await _principal(request, credentials)
+    state = request.scope.get("state") or {}
+    return WriteContext(
+        platform=request.app.state.platform,
+        principal=principal,
+        idempotency_key=_checked_idempotency_key(key),
+        request_id=state.get("request_id"),
+        response=response,
+    )
+
+
+WriteDep = Annotated[WriteContext, Depends(write_context)]

@@ -2,40 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
-from fastapi import Response
-
+from services.api.deps import WriteContext
 from services.api.problems import ProblemError
 from services.api.schemas import WriteResponse
 from services.bootstrap import Platform
 from services.commands import Command
-from services.principals import Principal
 
 W = TypeVar("W", bound=WriteResponse)
 
 
-def run(
-    platform: Platform,
-    principal: Principal,
+async def run(
+    write: WriteContext,
     command: Command,
-    idempotency_key: str | None,
-    response: Response,
     model: type[W],
     *,
     location: Callable[[W], str] | None = None,
 ) -> W:
-    """Execute ``command`` (blocking on the group commit: call from a sync route,
-    which FastAPI runs in its thread pool) and shape its result as ``model``."""
-    outcome = platform.app.execute(command, principal, idempotency_key)
+    """Submit ``command`` to the application's single writer, await its durable
+    commit without holding a thread, and shape its result as ``model``: the
+    ``Idempotent-Replayed`` header on a replay, ``Location`` when given. A refusal
+    raises its domain error, which the problem handlers turn into a problem."""
+    future = write.platform.app.submit(command, write.principal, write.idempotency_key)
+    outcome = await asyncio.wrap_future(future)
     body = model.model_validate(
         {**outcome.result, "position": outcome.position, "replayed": outcome.replayed}
     )
     if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        write.response.headers["Idempotent-Replayed"] = "true"
     if location is not None:
-        response.headers["Location"] = location(body)
+        write.response.headers["Location"] = location(body)
     return body
 
 

@@ -65,6 +65,27 @@ def test_an_error_escaping_the_group_settles_every_future_with_it() -> None:
         executor.submit(9)
 
 
+def test_a_submitted_job_cannot_be_cancelled_and_its_group_still_settles() -> None:
+    """An async route whose client went away cancels its side of the wait; the
+    command still runs and every future of the group is settled."""
+    entered, gate = threading.Event(), threading.Event()
+
+    def run_group(jobs: Sequence[Job[int, int]]) -> None:
+        entered.set()
+        gate.wait(5)
+        for job in jobs:
+            job.future.set_result(job.work * 10)
+
+    executor: CommandExecutor[int, int] = CommandExecutor(run_group)
+    first = executor.submit(0)
+    assert entered.wait(5)
+    abandoned, other = executor.submit(1), executor.submit(2)  # one group, after the first
+    assert not abandoned.cancel()
+    gate.set()
+    assert (first.result(5), abandoned.result(5), other.result(5)) == (0, 10, 20)
+    executor.close()
+
+
 # -- groups in the application -----------------------------------------------------------
 
 
@@ -171,6 +192,14 @@ def test_a_cache_made_stale_by_another_process_turns_into_a_retry(
     assert result.position == app.head()
     assert _stored_balance(app, v) == 111
     assert app.repository.get(Passbook.create_id(v)).balance == 111
+
+
+def test_a_submitted_command_cannot_be_cancelled(app: CivicApplication) -> None:
+    v = _volunteer(app)
+    future = app.submit(_award(v, 2), SYSTEM)
+    assert not future.cancel()
+    assert future.result(5).position is not None
+    assert _stored_balance(app, v) == 2
 
 
 def test_a_command_cannot_submit_a_command(app: CivicApplication) -> None:

@@ -66,10 +66,20 @@ def test_revoke_takes_effect_at_once_in_the_same_store(store):
         store.revoke("nope")
 
 
-def test_revoke_elsewhere_takes_effect_at_once(tmp_path):
-    """Another process (the CLI, another API worker) revokes or rotates: the next
-    request here is refused, though the key is in this process's cache."""
-    api = KeyStore(tmp_path / "keys.sqlite", cache_ttl=3600)
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_revoke_elsewhere_takes_effect_within_the_change_check_interval(tmp_path):
+    """Another process (the CLI, another API worker) revokes or rotates: the first
+    lookup here once the change-check interval has passed is refused, though the
+    key is in this process's cache."""
+    clock = FakeClock()
+    api = KeyStore(tmp_path / "keys.sqlite", cache_ttl=3600, clock=clock)
     cli = KeyStore(tmp_path / "keys.sqlite")
     try:
         principal, token = cli.create(Role.ADMIN, "ops")
@@ -78,14 +88,37 @@ def test_revoke_elsewhere_takes_effect_at_once(tmp_path):
         assert api.authenticate(other_token) == other
         assert api.cached(token) == principal  # served from the cache
         cli.revoke(principal.key_id)
+        clock.now += api.change_check_interval
         assert api.cached(token) is None
         assert api.authenticate(token) is None
         new_token = cli.rotate(other.key_id)
+        clock.now += api.change_check_interval
         assert api.authenticate(other_token) is None
         assert api.authenticate(new_token) is not None
     finally:
         api.close()
         cli.close()
+
+
+def test_cached_lookups_look_at_the_key_file_at_most_once_per_interval(tmp_path):
+    """A cache hit costs no SQLite statement until the interval has passed; then
+    exactly one (``PRAGMA data_version``)."""
+    clock = FakeClock()
+    store = KeyStore(tmp_path / "keys.sqlite", clock=clock)
+    statements: list[str] = []
+    try:
+        _, token = store.create(Role.ADMIN, "ops")
+        assert store.authenticate(token) is not None
+        store._conn.set_trace_callback(statements.append)
+        for _ in range(100):
+            assert store.cached(token) is not None
+        assert statements == []
+        clock.now += store.change_check_interval
+        for _ in range(100):
+            assert store.cached(token) is not None
+        assert statements == ["PRAGMA data_version"]
+    finally:
+        store.close()
 
 
 def test_rotate(store):

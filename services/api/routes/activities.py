@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 
 from services import commands as c
 from services import queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import (
@@ -40,22 +40,8 @@ def _activity(activity_id: UUID) -> str:
     summary="Publish an activity at a unit",
     responses=problems(403, 404, 409),
 )
-def publish(
-    command: c.PublishActivity,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> ActivityResult:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        ActivityResult,
-        location=lambda r: _activity(r.activity_id),
-    )
+async def publish(command: c.PublishActivity, write: WriteDep) -> ActivityResult:
+    return await run(write, command, ActivityResult, location=lambda r: _activity(r.activity_id))
 
 
 @router.get(
@@ -75,24 +61,9 @@ def get_activity(
     summary="Sign a volunteer up (enrolled while places last, then waitlisted)",
     responses=problems(403, 404, 409),
 )
-def sign_up(
-    activity_id: UUID,
-    body: SignUpBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> SignedUp:
+async def sign_up(activity_id: UUID, body: SignUpBody, write: WriteDep) -> SignedUp:
     command = c.SignUp(activity_id=activity_id, volunteer_id=body.volunteer_id)
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        SignedUp,
-        location=lambda r: _activity(r.activity_id),
-    )
+    return await run(write, command, SignedUp, location=lambda r: _activity(r.activity_id))
 
 
 @router.delete(
@@ -100,13 +71,10 @@ def sign_up(
     summary="Cancel a sign-up; the first waitlisted volunteer takes a freed place",
     responses=problems(403, 404, 409),
 )
-def cancel_signup(
+async def cancel_signup(
     activity_id: UUID,
     volunteer_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+    write: WriteDep,
     reason: Annotated[Reason | None, Query(description="why (recorded on the event)")] = None,
 ) -> SignupCancelled:
     command = (
@@ -114,7 +82,7 @@ def cancel_signup(
         if reason is None
         else c.CancelSignup(activity_id=activity_id, volunteer_id=volunteer_id, reason=reason)
     )
-    return run(platform, principal, command, idempotency_key, response, SignupCancelled)
+    return await run(write, command, SignupCancelled)
 
 
 @router.post(
@@ -123,24 +91,9 @@ def cancel_signup(
     summary="Check an enrolled volunteer in (from one hour before the start)",
     responses=problems(403, 404, 409),
 )
-def check_in(
-    activity_id: UUID,
-    body: AttendanceBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> CheckedIn:
+async def check_in(activity_id: UUID, body: AttendanceBody, write: WriteDep) -> CheckedIn:
     command = c.CheckIn(activity_id=activity_id, **body.model_dump(exclude_unset=True))
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        CheckedIn,
-        location=lambda r: _activity(r.activity_id),
-    )
+    return await run(write, command, CheckedIn, location=lambda r: _activity(r.activity_id))
 
 
 @router.post(
@@ -149,24 +102,9 @@ def check_in(
     summary="Check a volunteer out; the attended time is measured",
     responses=problems(403, 404, 409),
 )
-def check_out(
-    activity_id: UUID,
-    body: AttendanceBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> CheckedOut:
+async def check_out(activity_id: UUID, body: AttendanceBody, write: WriteDep) -> CheckedOut:
     command = c.CheckOut(activity_id=activity_id, **body.model_dump(exclude_unset=True))
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        CheckedOut,
-        location=lambda r: _activity(r.activity_id),
-    )
+    return await run(write, command, CheckedOut, location=lambda r: _activity(r.activity_id))
 
 
 @router.post(
@@ -180,23 +118,10 @@ def check_out(
     ),
     responses=problems(403, 404, 409),
 )
-def confirm(
-    activity_id: UUID,
-    body: ConfirmBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> ServiceConfirmed:
+async def confirm(activity_id: UUID, body: ConfirmBody, write: WriteDep) -> ServiceConfirmed:
     command = c.ConfirmService(activity_id=activity_id, **body.model_dump(exclude_unset=True))
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        ServiceConfirmed,
-        location=lambda r: f"/v1/passbooks/{r.volunteer_id}",
+    return await run(
+        write, command, ServiceConfirmed, location=lambda r: f"/v1/passbooks/{r.volunteer_id}"
     )
 
 
@@ -205,16 +130,9 @@ def confirm(
     summary="Cancel an activity (only before any service is confirmed)",
     responses=problems(403, 404, 409),
 )
-def cancel(
-    activity_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> ActivityStatusResult:
+async def cancel(activity_id: UUID, body: ReasonBody, write: WriteDep) -> ActivityStatusResult:
     command = c.CancelActivity(activity_id=activity_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, ActivityStatusResult)
+    return await run(write, command, ActivityStatusResult)
 
 
 @router.post(
@@ -222,12 +140,6 @@ def cancel(
     summary="Close an activity after it started (no more sign-ups or attendance)",
     responses=problems(403, 404, 409),
 )
-def close(
-    activity_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> ActivityStatusResult:
+async def close(activity_id: UUID, write: WriteDep) -> ActivityStatusResult:
     command = c.CloseActivity(activity_id=activity_id)
-    return run(platform, principal, command, idempotency_key, response, ActivityStatusResult)
+    return await run(write, command, ActivityStatusResult)

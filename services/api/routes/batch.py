@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services import commands as c
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import WriteDep
 from services.api.problems import ProblemError, problem_body, problems, status_for
 from services.api.schemas import BatchItemResult, BatchResponse
 from services.application import BatchItem
@@ -76,21 +77,15 @@ def _item_key(batch_key: str | None, index: int) -> str | None:
     ),
     responses=problems(400, 413),
 )
-def run_batch(
-    body: BatchRequest,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> BatchResponse:
-    limit = platform.settings.max_batch_items
+async def run_batch(body: BatchRequest, write: WriteDep) -> BatchResponse:
+    limit = write.platform.settings.max_batch_items
     if len(body.items) > limit:
         raise ProblemError(422, "too-many-items", f"a batch holds at most {limit} items")
     items = [
-        BatchItem(item.command, item.idempotency_key or _item_key(idempotency_key, i))
+        BatchItem(item.command, item.idempotency_key or _item_key(write.idempotency_key, i))
         for i, item in enumerate(body.items)
     ]
-    outcomes = platform.app.execute_batch(items, principal)
+    outcomes = await asyncio.wrap_future(write.platform.app.submit_batch(items, write.principal))
     results: list[BatchItemResult] = []
     for i, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
         if outcome.ok:
@@ -111,7 +106,7 @@ def run_batch(
             )
             results.append(BatchItemResult(index=i, status=status, problem=problem))
     if results and all(r.replayed for r in results):
-        response.headers["Idempotent-Replayed"] = "true"
+        write.response.headers["Idempotent-Replayed"] = "true"
     positions = [r.position for r in results if r.position is not None]
     succeeded = sum(1 for r in results if r.problem is None)
     return BatchResponse(

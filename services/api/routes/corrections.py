@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from domain.corrections import CorrectionStatus, ServiceCorrectionRequest
 from services import commands as c
 from services import queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import Body, ReasonBody, WriteResponse
@@ -55,22 +55,10 @@ def _location(r: CorrectionResult) -> str:
     summary="Ask for a confirmed service's hours to be corrected, with a reason",
     responses=problems(403, 404, 409, 422),
 )
-def request_correction(
-    command: c.RequestServiceCorrection,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+async def request_correction(
+    command: c.RequestServiceCorrection, write: WriteDep
 ) -> CorrectionResult:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        CorrectionResult,
-        location=_location,
-    )
+    return await run(write, command, CorrectionResult, location=_location)
 
 
 @router.post(
@@ -78,16 +66,9 @@ def request_correction(
     summary="Approve: record the correction and the points difference (admins)",
     responses=problems(403, 404, 409, 422),
 )
-def approve(
-    correction_id: UUID,
-    body: ApprovalBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> CorrectionResult:
+async def approve(correction_id: UUID, body: ApprovalBody, write: WriteDep) -> CorrectionResult:
     command = c.ApproveServiceCorrection(correction_id=correction_id, note=body.note)
-    return run(platform, principal, command, idempotency_key, response, CorrectionResult)
+    return await run(write, command, CorrectionResult)
 
 
 @router.post(
@@ -95,16 +76,9 @@ def approve(
     summary="Reject, with a reason (admins)",
     responses=problems(403, 404, 409, 422),
 )
-def reject(
-    correction_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> CorrectionResult:
+async def reject(correction_id: UUID, body: ReasonBody, write: WriteDep) -> CorrectionResult:
     command = c.RejectServiceCorrection(correction_id=correction_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, CorrectionResult)
+    return await run(write, command, CorrectionResult)
 
 
 @router.get(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import Field
 
 from domain.funds import PurposeKind, SourceKind
 from services import commands as c
 from services import community_queries as q
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import Body, WriteResponse
@@ -59,22 +59,8 @@ class DisbursementBody(Body):
     summary="Open a unit's charity fund (one per unit)",
     responses=problems(403, 404, 409),
 )
-def open_fund(
-    command: c.OpenFund,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> FundOpened:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        FundOpened,
-        location=lambda r: f"/v1/funds/{r.fund_id}",
-    )
+async def open_fund(command: c.OpenFund, write: WriteDep) -> FundOpened:
+    return await run(write, command, FundOpened, location=lambda r: f"/v1/funds/{r.fund_id}")
 
 
 @router.get(
@@ -92,16 +78,9 @@ def get_fund(fund_id: UUID, platform: PlatformDep, principal: PrincipalDep) -> q
     summary="Money in: a donation, a charity sale's takings, a grant (amounts in fen)",
     responses=problems(403, 404, 409),
 )
-def receive(
-    fund_id: UUID,
-    body: ReceiptBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> MovementRecorded:
+async def receive(fund_id: UUID, body: ReceiptBody, write: WriteDep) -> MovementRecorded:
     command = c.ReceiveMoney(fund_id=fund_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, MovementRecorded)
+    return await run(write, command, MovementRecorded)
 
 
 @router.post(
@@ -112,13 +91,6 @@ def receive(
     "the approver is required and cannot be the recording key.",
     responses=problems(403, 404, 409),
 )
-def disburse(
-    fund_id: UUID,
-    body: DisbursementBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> MovementRecorded:
+async def disburse(fund_id: UUID, body: DisbursementBody, write: WriteDep) -> MovementRecorded:
     command = c.DisburseMoney(fund_id=fund_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, MovementRecorded)
+    return await run(write, command, MovementRecorded)

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from domain.orders import OrderStatus
 from projections import order_board
 from services import commands as c
 from services import order_queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.order_schemas import (
     ApproveBody,
@@ -56,16 +56,8 @@ def _location(r: OrderResult) -> str:
     ),
     responses=WRITE_PROBLEMS,
 )
-def place(
-    command: c.PlaceOrder,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
-    return run(
-        platform, principal, command, idempotency_key, response, OrderResult, location=_location
-    )
+async def place(command: c.PlaceOrder, write: WriteDep) -> OrderResult:
+    return await run(write, command, OrderResult, location=_location)
 
 
 class OrderList(BaseModel):
@@ -159,16 +151,9 @@ def get_order(
     summary="审单: approve the order into the handling unit's queue",
     responses=WRITE_PROBLEMS,
 )
-def approve(
-    order_id: UUID,
-    body: ApproveBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def approve(order_id: UUID, body: ApproveBody, write: WriteDep) -> OrderResult:
     command = c.ApproveOrder(order_id=order_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -176,16 +161,9 @@ def approve(
     summary="审单: reject the order, with the reason",
     responses=WRITE_PROBLEMS,
 )
-def reject(
-    order_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def reject(order_id: UUID, body: ReasonBody, write: WriteDep) -> OrderResult:
     command = c.RejectOrder(order_id=order_id, **body.model_dump())
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -193,16 +171,9 @@ def reject(
     summary="派单: dispatch the order to a team within the handling unit's subtree",
     responses=WRITE_PROBLEMS,
 )
-def dispatch(
-    order_id: UUID,
-    body: TeamBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def dispatch(order_id: UUID, body: TeamBody, write: WriteDep) -> OrderResult:
     command = c.DispatchOrder(order_id=order_id, **body.model_dump())
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -210,16 +181,9 @@ def dispatch(
     summary="Pass the order down to a lower unit, whose queue it joins",
     responses=WRITE_PROBLEMS,
 )
-def pass_down(
-    order_id: UUID,
-    body: PassDownBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def pass_down(order_id: UUID, body: PassDownBody, write: WriteDep) -> OrderResult:
     command = c.PassOrderDown(order_id=order_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -227,16 +191,9 @@ def pass_down(
     summary="A team takes an order open to teams from the queue (first come)",
     responses=WRITE_PROBLEMS,
 )
-def take(
-    order_id: UUID,
-    body: TeamBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def take(order_id: UUID, body: TeamBody, write: WriteDep) -> OrderResult:
     command = c.TakeOrder(order_id=order_id, **body.model_dump())
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -244,16 +201,9 @@ def take(
     summary="接单: the team the order was dispatched to accepts it",
     responses=WRITE_PROBLEMS,
 )
-def accept(
-    order_id: UUID,
-    body: TeamBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def accept(order_id: UUID, body: TeamBody, write: WriteDep) -> OrderResult:
     command = c.AcceptOrder(order_id=order_id, **body.model_dump())
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -261,16 +211,9 @@ def accept(
     summary="The team declines; the order returns to the queue",
     responses=WRITE_PROBLEMS,
 )
-def decline(
-    order_id: UUID,
-    body: DeclineBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def decline(order_id: UUID, body: DeclineBody, write: WriteDep) -> OrderResult:
     command = c.DeclineOrder(order_id=order_id, **body.model_dump())
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -278,16 +221,9 @@ def decline(
     summary="The team reports completion; each volunteer's points are awarded (once)",
     responses=WRITE_PROBLEMS,
 )
-def complete(
-    order_id: UUID,
-    body: CompleteBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderCompleted:
+async def complete(order_id: UUID, body: CompleteBody, write: WriteDep) -> OrderCompleted:
     command = c.CompleteOrder(order_id=order_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, OrderCompleted)
+    return await run(write, command, OrderCompleted)
 
 
 @router.post(
@@ -295,16 +231,9 @@ def complete(
     summary="评单: the resident's rating (1-5 stars, a comment), once, after completion",
     responses=WRITE_PROBLEMS,
 )
-def rate(
-    order_id: UUID,
-    body: RateBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def rate(order_id: UUID, body: RateBody, write: WriteDep) -> OrderResult:
     command = c.RateOrder(order_id=order_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 @router.post(
@@ -312,16 +241,9 @@ def rate(
     summary="晒单: an admin showcases a completed order (a story, photo links)",
     responses=WRITE_PROBLEMS,
 )
-def showcase(
-    order_id: UUID,
-    body: ShowcaseBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderResult:
+async def showcase(order_id: UUID, body: ShowcaseBody, write: WriteDep) -> OrderResult:
     command = c.ShowcaseOrder(order_id=order_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, OrderResult)
+    return await run(write, command, OrderResult)
 
 
 class OrderErased(OrderResult):
@@ -340,13 +262,6 @@ class OrderErased(OrderResult):
     ),
     responses=WRITE_PROBLEMS,
 )
-def erase(
-    order_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> OrderErased:
+async def erase(order_id: UUID, body: ReasonBody, write: WriteDep) -> OrderErased:
     command = c.EraseOrderResidentData(order_id=order_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, OrderErased)
+    return await run(write, command, OrderErased)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from services import commands as c
 from services import queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import AdjustBody, AwardBody, PointsAdjusted, PointsAwarded, PointsExpired
@@ -50,24 +50,9 @@ def get_passbook(
     summary="Award points by hand (e.g. a household civility check, 文明户评比)",
     responses=problems(403, 404, 409),
 )
-def award(
-    volunteer_id: UUID,
-    body: AwardBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> PointsAwarded:
+async def award(volunteer_id: UUID, body: AwardBody, write: WriteDep) -> PointsAwarded:
     command = c.AwardPoints(volunteer_id=volunteer_id, **body.model_dump(exclude_unset=True))
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        PointsAwarded,
-        location=lambda r: _passbook(r.volunteer_id),
-    )
+    return await run(write, command, PointsAwarded, location=lambda r: _passbook(r.volunteer_id))
 
 
 @router.post(
@@ -76,24 +61,9 @@ def award(
     summary="Correct a balance up or down, with a reason (admins only)",
     responses=problems(403, 404, 409),
 )
-def adjust(
-    volunteer_id: UUID,
-    body: AdjustBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> PointsAdjusted:
+async def adjust(volunteer_id: UUID, body: AdjustBody, write: WriteDep) -> PointsAdjusted:
     command = c.AdjustPoints(volunteer_id=volunteer_id, **body.model_dump(exclude_unset=True))
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        PointsAdjusted,
-        location=lambda r: _passbook(r.volunteer_id),
-    )
+    return await run(write, command, PointsAdjusted, location=lambda r: _passbook(r.volunteer_id))
 
 
 @router.post(
@@ -101,12 +71,6 @@ def adjust(
     summary="Record the expiry of every lot past its expiry date",
     responses=problems(403, 404, 409),
 )
-def expire(
-    volunteer_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> PointsExpired:
+async def expire(volunteer_id: UUID, write: WriteDep) -> PointsExpired:
     command = c.ExpirePoints(volunteer_id=volunteer_id)
-    return run(platform, principal, command, idempotency_key, response, PointsExpired)
+    return await run(write, command, PointsExpired)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from services import commands as c
 from services import queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import (
@@ -32,22 +32,8 @@ redemptions = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
     summary="List a reward at a unit, with its cost in points and its stock",
     responses=problems(403, 404, 409),
 )
-def list_reward(
-    command: c.ListReward,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> RewardStock:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        RewardStock,
-        location=lambda r: f"/v1/rewards/{r.reward_id}",
-    )
+async def list_reward(command: c.ListReward, write: WriteDep) -> RewardStock:
+    return await run(write, command, RewardStock, location=lambda r: f"/v1/rewards/{r.reward_id}")
 
 
 @rewards.get(
@@ -64,16 +50,9 @@ def get_reward(
     summary="Add stock to a reward",
     responses=problems(403, 404, 409),
 )
-def restock(
-    reward_id: UUID,
-    body: RestockBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> RewardStock:
+async def restock(reward_id: UUID, body: RestockBody, write: WriteDep) -> RewardStock:
     command = c.RestockReward(reward_id=reward_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, RewardStock)
+    return await run(write, command, RewardStock)
 
 
 @rewards.post(
@@ -81,16 +60,9 @@ def restock(
     summary="Withdraw a reward (open redemptions stay valid)",
     responses=problems(403, 404, 409),
 )
-def delist(
-    reward_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> RewardDelisted:
+async def delist(reward_id: UUID, body: ReasonBody, write: WriteDep) -> RewardDelisted:
     command = c.DelistReward(reward_id=reward_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, RewardDelisted)
+    return await run(write, command, RewardDelisted)
 
 
 @redemptions.post(
@@ -100,21 +72,9 @@ def delist(
     description="Racing for the last item, exactly one request wins; the others get 409.",
     responses=problems(403, 404, 409),
 )
-def redeem(
-    command: c.Redeem,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> Redeemed:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        Redeemed,
-        location=lambda r: f"/v1/redemptions/{r.redemption_id}",
+async def redeem(command: c.Redeem, write: WriteDep) -> Redeemed:
+    return await run(
+        write, command, Redeemed, location=lambda r: f"/v1/redemptions/{r.redemption_id}"
     )
 
 
@@ -134,16 +94,11 @@ def get_redemption(
     summary="Record that the volunteer picked the reward up",
     responses=problems(403, 404, 409),
 )
-def fulfil(
-    redemption_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-    body: FulfilBody | None = None,
+async def fulfil(
+    redemption_id: UUID, write: WriteDep, body: FulfilBody | None = None
 ) -> RedemptionStatusResult:
     command = c.FulfilRedemption(redemption_id=redemption_id, note=body.note if body else "")
-    return run(platform, principal, command, idempotency_key, response, RedemptionStatusResult)
+    return await run(write, command, RedemptionStatusResult)
 
 
 @redemptions.post(
@@ -151,13 +106,6 @@ def fulfil(
     summary="Cancel before pick-up: points return to their lots, the reward to stock",
     responses=problems(403, 404, 409),
 )
-def cancel(
-    redemption_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> RedemptionCancelled:
+async def cancel(redemption_id: UUID, body: ReasonBody, write: WriteDep) -> RedemptionCancelled:
     command = c.CancelRedemption(redemption_id=redemption_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, RedemptionCancelled)
+    return await run(write, command, RedemptionCancelled)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from projections import order_board
 from services import commands as c
 from services import order_queries, queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.order_schemas import MenuItemResult, ReviseMenuItemBody
 from services.api.problems import problems
@@ -26,21 +26,9 @@ router = APIRouter(prefix="/v1/service-menu", tags=["service menu"])
     summary="Add an item to a unit's service menu",
     responses=problems(403, 404, 409),
 )
-def add_item(
-    command: c.AddMenuItem,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> MenuItemResult:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        MenuItemResult,
-        location=lambda r: f"/v1/service-menu/{r.item_id}",
+async def add_item(command: c.AddMenuItem, write: WriteDep) -> MenuItemResult:
+    return await run(
+        write, command, MenuItemResult, location=lambda r: f"/v1/service-menu/{r.item_id}"
     )
 
 
@@ -81,16 +69,9 @@ def get_item(
     summary="Revise a menu item (orders already placed keep what they were placed with)",
     responses=problems(403, 404, 409),
 )
-def revise_item(
-    item_id: UUID,
-    body: ReviseMenuItemBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> MenuItemResult:
+async def revise_item(item_id: UUID, body: ReviseMenuItemBody, write: WriteDep) -> MenuItemResult:
     command = c.ReviseMenuItem(item_id=item_id, **body.model_dump())
-    return run(platform, principal, command, idempotency_key, response, MenuItemResult)
+    return await run(write, command, MenuItemResult)
 
 
 @router.post(
@@ -98,13 +79,6 @@ def revise_item(
     summary="Withdraw a menu item (no new orders; open orders go on)",
     responses=problems(403, 404, 409),
 )
-def withdraw_item(
-    item_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> MenuItemResult:
+async def withdraw_item(item_id: UUID, body: ReasonBody, write: WriteDep) -> MenuItemResult:
     command = c.WithdrawMenuItem(item_id=item_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, MenuItemResult)
+    return await run(write, command, MenuItemResult)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from projections import team_metrics
 from services import commands as c
 from services import team_queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import ProblemError, problems
 from services.api.routes.reports import MetricGranularity, MinPosition, _reader, _scope
@@ -46,22 +46,8 @@ def _team(team_id: UUID) -> str:
     ),
     responses=problems(403, 404, 409),
 )
-def form(
-    command: c.FormTeam,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> TeamFormed:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        TeamFormed,
-        location=lambda r: _team(r.team_id),
-    )
+async def form(command: c.FormTeam, write: WriteDep) -> TeamFormed:
+    return await run(write, command, TeamFormed, location=lambda r: _team(r.team_id))
 
 
 class TeamBoard(BaseModel):
@@ -147,24 +133,9 @@ def get_team(
     summary="A volunteer joins the team",
     responses=problems(403, 404, 409),
 )
-def join(
-    team_id: UUID,
-    body: MemberBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> TeamMembership:
+async def join(team_id: UUID, body: MemberBody, write: WriteDep) -> TeamMembership:
     command = c.JoinTeam(team_id=team_id, **body.model_dump(exclude_unset=True))
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        TeamMembership,
-        location=lambda r: _team(r.team_id),
-    )
+    return await run(write, command, TeamMembership, location=lambda r: _team(r.team_id))
 
 
 @router.delete(
@@ -172,13 +143,10 @@ def join(
     summary="A volunteer leaves the team (the history keeps the membership)",
     responses=problems(403, 404, 409),
 )
-def leave(
+async def leave(
     team_id: UUID,
     volunteer_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+    write: WriteDep,
     reason: Annotated[Reason | None, Query(description="why (recorded on the event)")] = None,
 ) -> TeamMembership:
     command = (
@@ -186,7 +154,7 @@ def leave(
         if reason is None
         else c.LeaveTeam(team_id=team_id, volunteer_id=volunteer_id, reason=reason)
     )
-    return run(platform, principal, command, idempotency_key, response, TeamMembership)
+    return await run(write, command, TeamMembership)
 
 
 @router.post(
@@ -194,16 +162,9 @@ def leave(
     summary="Hand the team over to another member",
     responses=problems(403, 404, 409),
 )
-def change_leader(
-    team_id: UUID,
-    body: LeaderBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> TeamLeader:
+async def change_leader(team_id: UUID, body: LeaderBody, write: WriteDep) -> TeamLeader:
     command = c.ChangeTeamLeader(team_id=team_id, **body.model_dump())
-    return run(platform, principal, command, idempotency_key, response, TeamLeader)
+    return await run(write, command, TeamLeader)
 
 
 @router.post(
@@ -211,16 +172,9 @@ def change_leader(
     summary="Disband the team (no more members, orders or activities)",
     responses=problems(403, 404, 409),
 )
-def disband(
-    team_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> TeamDisbanded:
+async def disband(team_id: UUID, body: ReasonBody, write: WriteDep) -> TeamDisbanded:
     command = c.DisbandTeam(team_id=team_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, TeamDisbanded)
+    return await run(write, command, TeamDisbanded)
 
 
 @router.post(
@@ -228,13 +182,8 @@ def disband(
     summary="Make the team responsible for an activity (at, above or below its unit)",
     responses=problems(403, 404, 409),
 )
-def assign_activity(
-    team_id: UUID,
-    body: AssignActivityBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+async def assign_activity(
+    team_id: UUID, body: AssignActivityBody, write: WriteDep
 ) -> ActivityAssigned:
     command = c.AssignActivityToTeam(team_id=team_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, ActivityAssigned)
+    return await run(write, command, ActivityAssigned)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from services import commands as c
 from services import queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import ReasonBody, RenameUnitBody, UnitResult
@@ -22,22 +22,8 @@ router = APIRouter(prefix="/v1/units", tags=["units"])
     summary="Open a unit (a center, an institute under a center, a station under an institute)",
     responses=problems(403, 404, 409),
 )
-def open_unit(
-    command: c.OpenUnit,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> UnitResult:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        UnitResult,
-        location=lambda r: f"/v1/units/{r.unit_id}",
-    )
+async def open_unit(command: c.OpenUnit, write: WriteDep) -> UnitResult:
+    return await run(write, command, UnitResult, location=lambda r: f"/v1/units/{r.unit_id}")
 
 
 @router.get(
@@ -54,16 +40,9 @@ def get_unit(unit_id: UUID, platform: PlatformDep, principal: PrincipalDep) -> q
     summary="Rename a unit, with a reason",
     responses=problems(403, 404, 409),
 )
-def rename_unit(
-    unit_id: UUID,
-    body: RenameUnitBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> UnitResult:
+async def rename_unit(unit_id: UUID, body: RenameUnitBody, write: WriteDep) -> UnitResult:
     command = c.RenameUnit(unit_id=unit_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, UnitResult)
+    return await run(write, command, UnitResult)
 
 
 @router.post(
@@ -71,13 +50,6 @@ def rename_unit(
     summary="Close a unit (from its parent's level); nothing new may open under it",
     responses=problems(403, 404, 409),
 )
-def close_unit(
-    unit_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> UnitResult:
+async def close_unit(unit_id: UUID, body: ReasonBody, write: WriteDep) -> UnitResult:
     command = c.CloseUnit(unit_id=unit_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, UnitResult)
+    return await run(write, command, UnitResult)

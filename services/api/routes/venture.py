@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import Field
 
 from services import commands as c
 from services import community_queries as q
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteContext, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import Body, WriteResponse
@@ -77,21 +77,9 @@ class ResultsBody(Body):
     summary="Open a call for projects with a budget (fen) and a submission deadline",
     responses=problems(403, 404, 409),
 )
-def open_call(
-    command: c.OpenVentureCall,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> CallResult:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        CallResult,
-        location=lambda r: f"/v1/venture-calls/{r.call_id}",
+async def open_call(command: c.OpenVentureCall, write: WriteDep) -> CallResult:
+    return await run(
+        write, command, CallResult, location=lambda r: f"/v1/venture-calls/{r.call_id}"
     )
 
 
@@ -110,26 +98,13 @@ def get_call(call_id: UUID, platform: PlatformDep, principal: PrincipalDep) -> q
     summary="Submit an organisation's project before the deadline",
     responses=problems(403, 404, 409),
 )
-def submit(
-    call_id: UUID,
-    body: ProjectBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> ProjectResult:
+async def submit(call_id: UUID, body: ProjectBody, write: WriteDep) -> ProjectResult:
     command = c.SubmitProject(call_id=call_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, ProjectResult)
+    return await run(write, command, ProjectResult)
 
 
-def _project_command(
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-    command: c.Command,
-) -> ProjectResult:
-    return run(platform, principal, command, idempotency_key, response, ProjectResult)
+async def _project_command(write: WriteContext, command: c.Command) -> ProjectResult:
+    return await run(write, command, ProjectResult)
 
 
 @router.post(
@@ -137,17 +112,9 @@ def _project_command(
     summary="A reviewer's score, 0-100 (each reviewer once per project)",
     responses=problems(403, 404, 409),
 )
-def score(
-    call_id: UUID,
-    project_id: UUID,
-    body: ScoreBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> ProjectResult:
+async def score(call_id: UUID, project_id: UUID, body: ScoreBody, write: WriteDep) -> ProjectResult:
     command = c.ScoreProject(call_id=call_id, project_id=project_id, **body.model_dump())
-    return _project_command(platform, principal, idempotency_key, response, command)
+    return await _project_command(write, command)
 
 
 @router.post(
@@ -155,17 +122,11 @@ def score(
     summary="Fund a scored project (total funding never exceeds the call's budget)",
     responses=problems(403, 404, 409),
 )
-def fund(
-    call_id: UUID,
-    project_id: UUID,
-    body: FundingBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+async def fund(
+    call_id: UUID, project_id: UUID, body: FundingBody, write: WriteDep
 ) -> ProjectResult:
     command = c.FundProject(call_id=call_id, project_id=project_id, **body.model_dump())
-    return _project_command(platform, principal, idempotency_key, response, command)
+    return await _project_command(write, command)
 
 
 @router.post(
@@ -173,17 +134,11 @@ def fund(
     summary="Decline a submitted project",
     responses=problems(403, 404, 409),
 )
-def decline(
-    call_id: UUID,
-    project_id: UUID,
-    body: DeclineBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+async def decline(
+    call_id: UUID, project_id: UUID, body: DeclineBody, write: WriteDep
 ) -> ProjectResult:
     command = c.DeclineProject(call_id=call_id, project_id=project_id, reason=body.reason)
-    return _project_command(platform, principal, idempotency_key, response, command)
+    return await _project_command(write, command)
 
 
 @router.post(
@@ -191,17 +146,11 @@ def decline(
     summary="A funded project reports a milestone",
     responses=problems(403, 404, 409),
 )
-def milestone(
-    call_id: UUID,
-    project_id: UUID,
-    body: MilestoneBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+async def milestone(
+    call_id: UUID, project_id: UUID, body: MilestoneBody, write: WriteDep
 ) -> ProjectResult:
     command = c.ReportMilestone(call_id=call_id, project_id=project_id, **body.model_dump())
-    return _project_command(platform, principal, idempotency_key, response, command)
+    return await _project_command(write, command)
 
 
 @router.post(
@@ -209,17 +158,11 @@ def milestone(
     summary="Accept a funded project with its final evaluation score (0-100)",
     responses=problems(403, 404, 409),
 )
-def accept(
-    call_id: UUID,
-    project_id: UUID,
-    body: AcceptanceBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+async def accept(
+    call_id: UUID, project_id: UUID, body: AcceptanceBody, write: WriteDep
 ) -> ProjectResult:
     command = c.AcceptProject(call_id=call_id, project_id=project_id, **body.model_dump())
-    return _project_command(platform, principal, idempotency_key, response, command)
+    return await _project_command(write, command)
 
 
 @router.post(
@@ -227,13 +170,6 @@ def accept(
     summary="Publish the results: every funded project accepted; the call closes",
     responses=problems(403, 404, 409),
 )
-def publish(
-    call_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-    body: ResultsBody | None = None,
-) -> CallResult:
+async def publish(call_id: UUID, write: WriteDep, body: ResultsBody | None = None) -> CallResult:
     command = c.PublishVentureResults(call_id=call_id, summary=body.summary if body else "")
-    return run(platform, principal, command, idempotency_key, response, CallResult)
+    return await run(write, command, CallResult)

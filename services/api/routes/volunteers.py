@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from services import commands as c
 from services import queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.schemas import (
@@ -32,21 +32,9 @@ router = APIRouter(prefix="/v1/volunteers", tags=["volunteers"])
     ),
     responses=problems(403, 404, 409),
 )
-def register_volunteer(
-    command: c.RegisterVolunteer,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> VolunteerRegistered:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        VolunteerRegistered,
-        location=lambda r: f"/v1/volunteers/{r.volunteer_id}",
+async def register_volunteer(command: c.RegisterVolunteer, write: WriteDep) -> VolunteerRegistered:
+    return await run(
+        write, command, VolunteerRegistered, location=lambda r: f"/v1/volunteers/{r.volunteer_id}"
     )
 
 
@@ -66,18 +54,13 @@ def get_volunteer(
     summary="Update a volunteer's name or phone, with a reason",
     responses=problems(403, 404, 409),
 )
-def update_profile(
-    volunteer_id: UUID,
-    body: UpdateProfileBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
+async def update_profile(
+    volunteer_id: UUID, body: UpdateProfileBody, write: WriteDep
 ) -> VolunteerResult:
     command = c.UpdateVolunteerProfile(
         volunteer_id=volunteer_id, **body.model_dump(exclude_unset=True)
     )
-    return run(platform, principal, command, idempotency_key, response, VolunteerResult)
+    return await run(write, command, VolunteerResult)
 
 
 @router.post(
@@ -85,16 +68,9 @@ def update_profile(
     summary="Suspend a volunteer (no sign-ups or redemptions until reinstated)",
     responses=problems(403, 404, 409),
 )
-def suspend(
-    volunteer_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> VolunteerStatusResult:
+async def suspend(volunteer_id: UUID, body: ReasonBody, write: WriteDep) -> VolunteerStatusResult:
     command = c.SuspendVolunteer(volunteer_id=volunteer_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, VolunteerStatusResult)
+    return await run(write, command, VolunteerStatusResult)
 
 
 @router.post(
@@ -102,16 +78,9 @@ def suspend(
     summary="Reinstate a suspended volunteer",
     responses=problems(403, 404, 409),
 )
-def reinstate(
-    volunteer_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> VolunteerStatusResult:
+async def reinstate(volunteer_id: UUID, body: ReasonBody, write: WriteDep) -> VolunteerStatusResult:
     command = c.ReinstateVolunteer(volunteer_id=volunteer_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, VolunteerStatusResult)
+    return await run(write, command, VolunteerStatusResult)
 
 
 @router.post(
@@ -126,13 +95,6 @@ def reinstate(
     ),
     responses=problems(403, 404, 409),
 )
-def erase(
-    volunteer_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> VolunteerStatusResult:
+async def erase(volunteer_id: UUID, body: ReasonBody, write: WriteDep) -> VolunteerStatusResult:
     command = c.EraseVolunteer(volunteer_id=volunteer_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, VolunteerStatusResult)
+    return await run(write, command, VolunteerStatusResult)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
 from domain.wishes import WishStatus
@@ -14,7 +14,7 @@ from projections import wish_board
 from services import commands as c
 from services import community_queries as q
 from services import queries
-from services.api.deps import IdempotencyKeyDep, PlatformDep, PrincipalDep
+from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
 from services.api.routes.reports import MinPosition, _reader
@@ -71,22 +71,8 @@ class WishList(BaseModel):
     summary="Post a resident's micro-wish at a unit",
     responses=problems(403, 404, 409),
 )
-def post_wish(
-    command: c.PostWish,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> WishResult:
-    return run(
-        platform,
-        principal,
-        command,
-        idempotency_key,
-        response,
-        WishResult,
-        location=lambda r: f"/v1/wishes/{r.wish_id}",
-    )
+async def post_wish(command: c.PostWish, write: WriteDep) -> WishResult:
+    return await run(write, command, WishResult, location=lambda r: f"/v1/wishes/{r.wish_id}")
 
 
 @router.get(
@@ -135,16 +121,9 @@ def get_wish(wish_id: UUID, platform: PlatformDep, principal: PrincipalDep) -> q
     summary="Claim an open wish, as a volunteer (by id) or a member (by reference)",
     responses=problems(403, 404, 409),
 )
-def claim(
-    wish_id: UUID,
-    body: ClaimBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> WishResult:
+async def claim(wish_id: UUID, body: ClaimBody, write: WriteDep) -> WishResult:
     command = c.ClaimWish(wish_id=wish_id, **body.model_dump(exclude_unset=True))
-    return run(platform, principal, command, idempotency_key, response, WishResult)
+    return await run(write, command, WishResult)
 
 
 @router.post(
@@ -152,16 +131,9 @@ def claim(
     summary="Withdraw or release a claim: the wish is open again",
     responses=problems(403, 404, 409),
 )
-def release(
-    wish_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-    body: ReleaseBody | None = None,
-) -> WishResult:
+async def release(wish_id: UUID, write: WriteDep, body: ReleaseBody | None = None) -> WishResult:
     command = c.ReleaseWish(wish_id=wish_id, **(body.model_dump() if body else {}))
-    return run(platform, principal, command, idempotency_key, response, WishResult)
+    return await run(write, command, WishResult)
 
 
 @router.post(
@@ -169,16 +141,9 @@ def release(
     summary="The claimant reports the wish fulfilled",
     responses=problems(403, 404, 409),
 )
-def fulfil(
-    wish_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-    body: FulfilBody | None = None,
-) -> WishResult:
+async def fulfil(wish_id: UUID, write: WriteDep, body: FulfilBody | None = None) -> WishResult:
     command = c.FulfilWish(wish_id=wish_id, note=body.note if body else "")
-    return run(platform, principal, command, idempotency_key, response, WishResult)
+    return await run(write, command, WishResult)
 
 
 @router.post(
@@ -188,16 +153,11 @@ def fulfil(
     "in the same transaction.",
     responses=problems(403, 404, 409),
 )
-def confirm(
-    wish_id: UUID,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-    body: ConfirmWishBody | None = None,
+async def confirm(
+    wish_id: UUID, write: WriteDep, body: ConfirmWishBody | None = None
 ) -> WishConfirmed:
     command = c.ConfirmWish(wish_id=wish_id, note=body.note if body else "")
-    return run(platform, principal, command, idempotency_key, response, WishConfirmed)
+    return await run(write, command, WishConfirmed)
 
 
 @router.post(
@@ -205,16 +165,9 @@ def confirm(
     summary="Cancel an open or claimed wish",
     responses=problems(403, 404, 409),
 )
-def cancel(
-    wish_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> WishResult:
+async def cancel(wish_id: UUID, body: ReasonBody, write: WriteDep) -> WishResult:
     command = c.CancelWish(wish_id=wish_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, WishResult)
+    return await run(write, command, WishResult)
 
 
 class WishErased(WishResult):
@@ -232,13 +185,6 @@ class WishErased(WishResult):
     ),
     responses=problems(403, 404, 409),
 )
-def erase(
-    wish_id: UUID,
-    body: ReasonBody,
-    platform: PlatformDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyDep,
-    response: Response,
-) -> WishErased:
+async def erase(wish_id: UUID, body: ReasonBody, write: WriteDep) -> WishErased:
     command = c.EraseWishResidentData(wish_id=wish_id, reason=body.reason)
-    return run(platform, principal, command, idempotency_key, response, WishErased)
+    return await run(write, command, WishErased)

@@ -52,6 +52,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.record._crc32c import crc as crc32c_pure  # noqa: E402
 
 from infra.embedded_stream import EmbeddedStream  # noqa: E402
+from infra.envelope_json import encode_envelope  # noqa: E402
 from infra.heap import freeze_startup_heap  # noqa: E402
 from infra.kafka_stream import (  # noqa: E402
     HEADER_POSITION,
@@ -62,7 +63,7 @@ from infra.kafka_stream import (  # noqa: E402
     message_key,
     partition_for_key,
 )
-from infra.relay import Relay, encode_envelope  # noqa: E402
+from infra.relay import Relay  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from projections.catalog import PROJECTIONS  # noqa: E402
 from projections.leaderboard import LeaderboardProjection  # noqa: E402
@@ -251,10 +252,22 @@ def pre_encode(app: CivicApplication) -> list[Message]:
         after = chunk[-1].id
 
 
-def raw_produce(bootstrap: str, messages: Sequence[Message], transactional: bool) -> Rate:
+RAW_LABELS = {
+    "raw": "raw producer",
+    "txn": "raw producer, transactions of 5,000",
+    "txn+partitions": "raw, transactions, explicit partitions",
+}
+
+
+def raw_produce(bootstrap: str, messages: Sequence[Message], kind: str) -> Rate:
+    """``kind``: ``raw`` (no transactions, the default partitioner), ``txn``
+    (transactions of 5,000 as the relay's) or ``txn+partitions`` (and each record's
+    partition given, as the relay does: like for like)."""
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     ensure_topic(bootstrap, topic, PARTITIONS)
     options = dict(PRODUCER_TUNING)
+    transactional = kind != "raw"
+    explicit = kind == "txn+partitions"
     if transactional:
         options["transactional_id"] = f"bench.{topic}"
     producer = KafkaProducer(bootstrap_servers=bootstrap, **options)
@@ -265,15 +278,20 @@ def raw_produce(bootstrap: str, messages: Sequence[Message], transactional: bool
         for start in range(0, len(messages), RELAY_BATCH):
             if transactional:
                 producer.begin_transaction()
-            for key, value, _, headers in messages[start : start + RELAY_BATCH]:
-                producer.send(topic, value=value, key=key, headers=headers)
+            for key, value, partition, headers in messages[start : start + RELAY_BATCH]:
+                producer.send(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    partition=partition if explicit else None,
+                )
             if transactional:
                 producer.commit_transaction()
         producer.flush()
 
-    label = "raw producer, transactions of 5,000" if transactional else "raw producer"
     try:
-        return timed(label, len(messages), send_all)
+        return timed(RAW_LABELS[kind], len(messages), send_all)
     finally:
         producer.close()
 
@@ -680,6 +698,33 @@ def median(rates: Sequence[Rate]) -> Rate:
     return sorted(rates, key=lambda r: r.per_second)[len(rates) // 2]
 
 
+def publishing_report(crc: str, runs: dict[str, list[Rate]]) -> list[str]:
+    """Medians of the interleaved runs of (a); the relay against each baseline, run
+    by run, in rate and in CPU time per event (this process: the producer's IO
+    thread included)."""
+    medians = {kind: median(rates) for kind, rates in runs.items()}
+    raw, relayed = medians["raw"], medians["relay"]
+    lines = [f"(a) publishing, {crc} (median of {len(runs['relay'])} interleaved runs):"]
+    lines += [medians[kind].line(None if kind == "raw" else raw) for kind in RAW_LABELS]
+    lines.append(relayed.line(raw))
+    for kind, label in RAW_LABELS.items():
+        pairs = list(zip(runs["relay"], runs[kind], strict=True))
+        rates = sorted(r.per_second / b.per_second for r, b in pairs)
+        cpus = sorted(r.cpu / b.cpu for r, b in pairs)
+        lines.append(
+            f"    relay / {label + ':':<40} rate "
+            + ", ".join(f"{x:.2f}" for x in rates)
+            + f" (median {statistics.median(rates):.2f}); CPU/event "
+            + ", ".join(f"{x:.2f}" for x in cpus)
+            + f" (median {statistics.median(cpus):.2f})"
+        )
+    per_event = ", ".join(
+        f"{kind} {medians[kind].cpu / medians[kind].events * 1e6:.1f}" for kind in medians
+    )
+    lines.append(f"    CPU µs per event (medians): {per_event}")
+    return lines
+
+
 def throughput(
     base: Path, bootstrap: str, modes: Sequence[bool], skip: str, repeat: int
 ) -> list[str]:
@@ -697,26 +742,15 @@ def throughput(
             for enabled in modes:
                 crc = use_crc32c(enabled)
                 print(f"[{crc}] (a) publishing {events:,} events ...")
-                runs: dict[str, list[Rate]] = {"raw": [], "txn": [], "relay": []}
+                runs: dict[str, list[Rate]] = {k: [] for k in (*RAW_LABELS, "relay")}
                 for _ in range(1 if "a" in skip else repeat):  # interleaved: load drifts
                     topic = f"bench.relay.{uuid.uuid4().hex[:8]}"  # (b) reads the last one
                     runs["relay"].append(relay_publish(app, bootstrap, topic))
                     if "a" not in skip:
-                        runs["raw"].append(raw_produce(bootstrap, messages, transactional=False))
-                        runs["txn"].append(raw_produce(bootstrap, messages, transactional=True))
+                        for kind in RAW_LABELS:
+                            runs[kind].append(raw_produce(bootstrap, messages, kind))
                 if "a" not in skip:
-                    raw, raw_txn, relayed = (median(runs[k]) for k in ("raw", "txn", "relay"))
-                    ratios = sorted(
-                        r.per_second / w.per_second
-                        for r, w in zip(runs["relay"], runs["raw"], strict=True)
-                    )
-                    report += [
-                        f"(a) publishing, {crc} (median of {len(ratios)} interleaved runs):",
-                        raw.line(),
-                        raw_txn.line(raw),
-                        relayed.line(raw),
-                        "    relay/raw per run: " + ", ".join(f"{r:.0%}" for r in ratios),
-                    ]
+                    report += publishing_report(crc, runs)
                 if "b" in skip:
                     continue
                 print(f"[{crc}] (b) consuming ...")

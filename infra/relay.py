@@ -55,6 +55,14 @@ log = structlog.get_logger(__name__)
 # one stored event: position, originator id (as the store gives it), version, topic, state
 StoredRow = tuple[int, UUID | str, int, str, bytes]
 Header = tuple[str, bytes]
+_Record = tuple[bytes, bytes, list[Header], int]  # value, key, headers, partition
+
+
+@dataclass(frozen=True)
+class _Batch:
+    after: int  # the position it follows
+    last: int  # the position of its last event
+    records: list[_Record]
 
 
 # -- the relay --------------------------------------------------------------------------
@@ -111,6 +119,7 @@ class Relay:
         self._aggregates: dict[UUID | str, tuple[AggregateRef, int]] = {}
         self._type_headers: dict[str, Header] = {}
         self._select = _sqlite_select(recorder)
+        self._ahead: _Batch | None = None  # the next batch, prepared while one commits
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -226,16 +235,49 @@ class Relay:
         how many were published (0: nothing new)."""
         producer = self.connect()
         after = self.stats.published
+        batch, self._ahead = self._ahead, None
+        if batch is None or batch.after != after:
+            batch = self.prepare(after)
+        if batch is None:
+            return 0
+        send = producer.send
+        topic = self.topic
+        producer.begin_transaction()
+        for value, key, headers, partition in batch.records:
+            send(topic, value, key, headers, partition)
+        # Flush first: kafka-python 3.0.12's sender starts a flush for the commit that
+        # it never ends, which turns linger_ms off for every later transaction (each
+        # record then goes out in a batch of its own); a flush of ours ends cleanly.
+        committing = _InBackground(
+            lambda: _flush_and_commit(producer, self.commit_timeout), "commit_transaction"
+        )
+        try:
+            if len(batch.records) >= self.batch_size:
+                # catching up: the next batch is read and encoded while the broker
+                # takes this one (used only if this one commits: see ``after``)
+                self._ahead = self.prepare(batch.last)
+        finally:
+            committing.result(self.commit_timeout)
+        with self._published:
+            self.stats.published = batch.last
+            self.stats.events += len(batch.records)
+            self.stats.batches += 1
+            self._published.notify_all()
+        return len(batch.records)
+
+    def prepare(self, after: int) -> _Batch | None:
+        """The records of the stored events after ``after`` (a batch of them), or
+        ``None`` if there are none yet."""
         rows = self.read(after, self.batch_size)
         if not rows:
-            return 0
-        # Encode the whole batch before sending any of it: interleaving the two
+            return None
+        # The whole batch is encoded before any of it is sent: interleaving the two
         # costs a third more CPU (the producer's IO thread contends for the GIL).
         decode = self.decode_state
         encode = self._writer.encode
         aggregates = self._aggregates
         type_headers = self._type_headers
-        records: list[tuple[bytes, bytes, list[Header], int]] = []
+        records: list[_Record] = []
         append = records.append
         prev = b"%d" % after
         for position, originator_id, version, topic, state in rows:
@@ -256,22 +298,7 @@ class Relay:
             ]
             append((value, aggregate.key, headers, partition))
             prev = position_text
-        send = producer.send
-        topic = self.topic
-        producer.begin_transaction()
-        for value, key, headers, partition in records:
-            send(topic, value, key, headers, partition)
-        # Flush first: kafka-python 3.0.12's sender starts a flush for the commit that
-        # it never ends, which turns linger_ms off for every later transaction (each
-        # record then goes out in a batch of its own); a flush of ours ends cleanly.
-        producer.flush(timeout=self.commit_timeout)
-        _within(producer.commit_transaction, self.commit_timeout, "commit_transaction")
-        with self._published:
-            self.stats.published = rows[-1][0]
-            self.stats.events += len(rows)
-            self.stats.batches += 1
-            self._published.notify_all()
-        return len(rows)
+        return _Batch(after, rows[-1][0], records)
 
     def read(self, after: int, limit: int) -> Sequence[StoredRow]:
         """Up to ``limit`` stored events after position ``after``, in order: one
@@ -308,6 +335,7 @@ class Relay:
             return self._producer
         self._partition_count = ensure_topic(self.bootstrap_servers, self.topic, self.partitions)
         self._aggregates.clear()
+        self._ahead = None
         options: dict[str, Any] = {
             "bootstrap_servers": bootstrap_list(self.bootstrap_servers),
             "client_id": "civic-relay",
@@ -376,30 +404,44 @@ class Relay:
         self._disconnect()
 
 
-def _within(call: Callable[[], object], timeout: float, what: str) -> None:
-    """Run a blocking producer call with a deadline. kafka-python 3.0's
-    ``commit_transaction`` waits without one, and a broker that goes away at the
-    wrong moment leaves it waiting for ever; the relay then gives the producer up
-    (a new one fences it and aborts its transaction) instead of stalling."""
-    outcome: list[BaseException | None] = []
+class _InBackground:
+    """A blocking producer call in a thread of its own, waited for with a deadline.
+    kafka-python 3.0's ``commit_transaction`` waits without one, and a broker that
+    goes away at the wrong moment leaves it waiting for ever; the relay then gives
+    the producer up (a new one fences it and aborts its transaction) instead of
+    stalling. Meanwhile the relay's own thread can do other work."""
 
-    def run() -> None:
+    def __init__(self, call: Callable[[], object], what: str) -> None:
+        self.what = what
+        self.started = time.monotonic()
+        self._outcome: list[BaseException | None] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(call,), name=f"relay-{what}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, call: Callable[[], object]) -> None:
         try:
             call()
-        except BaseException as exc:  # handed to the caller below
-            outcome.append(exc)
+        except BaseException as exc:  # handed to the caller of result()
+            self._outcome.append(exc)
         else:
-            outcome.append(None)
+            self._outcome.append(None)
 
-    worker = threading.Thread(target=run, name=f"relay-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not outcome:
-        msg = f"{what} did not complete within {timeout:.0f} s"
-        raise KafkaTimeoutError(msg)
-    error = outcome[0]
-    if error is not None:
-        raise error
+    def result(self, timeout: float) -> None:
+        """Wait until ``timeout`` seconds after the start; raise what the call raised."""
+        self._thread.join(max(self.started + timeout - time.monotonic(), 0.0))
+        if not self._outcome:
+            msg = f"{self.what} did not complete within {timeout:.0f} s"
+            raise KafkaTimeoutError(msg)
+        error = self._outcome[0]
+        if error is not None:
+            raise error
+
+
+def _flush_and_commit(producer: Any, timeout: float) -> None:
+    producer.flush(timeout=timeout)
+    producer.commit_transaction()
 
 
 def _close_quietly(producer: Any) -> None:

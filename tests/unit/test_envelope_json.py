@@ -123,8 +123,13 @@ def test_unicode_escapes_and_typed_values_are_spliced() -> None:
     assert json.loads(value)["payload"]["reason"] == text
 
 
-def test_an_empty_payload_and_a_created_event_are_spliced() -> None:
+def test_an_empty_payload_a_created_event_and_odd_uuids_are_spliced() -> None:
+    upper = stored({"x": 1}).replace(
+        b'"x":1', b'"x":{"_type_":"uuid_hex","_data_":"%b"}' % uuid4().hex.upper().encode()
+    )
     for state, topic in [
+        (upper, AWARDED),  # lower-cased, as encode_envelope does
+        (stored({"ratio": 0.5, "ciphertext": "pii1.Once-0j3S"}), AWARDED),  # no exponent
         (stored({}), AWARDED),
         (stored({}, originator_topic="domain.passbook:Passbook"), OPENED),
         (stored({"volunteer_id": uuid4()}, originator_topic="domain.passbook:Passbook"), OPENED),
@@ -177,8 +182,8 @@ def test_states_it_cannot_vouch_for_take_the_parsed_path() -> None:
         "a typed value of another kind": stored({"x": 1}).replace(
             b'"x":1', b'"x":{"_type_":"date_iso","_data_":"2026-03-01"}'
         ),
-        "an upper-case hex UUID": stored({"x": 1}).replace(
-            b'"x":1', b'"x":{"_type_":"uuid_hex","_data_":"%b"}' % hex32.upper().encode()
+        "a UUID written with an escape": stored({"x": 1}).replace(
+            b'"x":1', b'"x":{"_type_":"uuid_hex","_data_":"%b\\u0041"}' % hex32[1:].encode()
         ),
         "a typed value with _type_ second": stored({"x": 1}).replace(
             b'"x":1', b'"x":{"_data_":"%b","_type_":"uuid_hex"}' % hex32.encode()

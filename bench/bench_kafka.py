@@ -1,8 +1,13 @@
 """The Kafka path against plain kafka-python, on a real broker, in one run.
 
-(a) publishing: a plain kafka-python producer sending N pre-encoded envelopes
-    (same keys, headers and batching) against the relay publishing the same N
-    events from the event store (read, encode, one transaction per 5,000);
+(a) publishing: the relay publishing N events from the event store (read,
+    encode, one transaction per 5,000, each record's partition given) against a
+    plain kafka-python producer sending the same N pre-encoded envelopes (same
+    keys, headers and batching): without transactions and with the default
+    partitioner; with transactions of 5,000; and with transactions and explicit
+    partitions, as the relay sends (like for like). Rates, and CPU time per event
+    of this process (``time.process_time``, the producer's IO thread included;
+    hardware instruction counters are not available on the VM);
 (b) consuming: a plain consumer loop that only decodes each value's JSON against
     our subscription alone and against each read model (``projections.catalog``)
     fed by its ProjectionRunner on KafkaStream, one at a time and all at once;

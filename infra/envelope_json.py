@@ -150,7 +150,7 @@ class AggregateRef:
     """What every envelope of one aggregate repeats."""
 
     id: UUID
-    key: bytes  # the id's 16 bytes (also the record key)
+    key: bytes  # the id's 16 bytes (what the event id's uuid5 hashes)
     text: bytes  # the id's canonical text, as JSON writes it (no quotes)
 
     @classmethod

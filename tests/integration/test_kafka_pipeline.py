@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from infra.embedded_stream import EmbeddedStream
+from infra.envelope_json import encode_envelope
 from infra.envelopes import envelope_from_notification
 from infra.kafka_stream import HEADER_POSITION, KafkaStream, header, tail_consumer
 from infra.metrics import render_prometheus
-from infra.relay import encode_envelope
 from infra.settings import Settings
 from projections import leaderboard
 from projections.envelope import EventEnvelope

@@ -328,12 +328,21 @@ class CrashingRelay(Relay):
 
     sends = 0
 
-    def _type_header(self, topic: str) -> bytes:
-        self.sends += 1
-        if self.sends == self.batch_size + self.batch_size // 2:
-            msg = "crash mid-transaction"
-            raise RuntimeError(msg)
-        return super()._type_header(topic)
+    def connect(self) -> Any:
+        fresh = self._producer is None
+        producer = super().connect()
+        if fresh:  # the real producer, failing on one send
+            send = producer.send
+
+            def failing_send(*args: Any, **kwargs: Any) -> Any:
+                self.sends += 1
+                if self.sends == self.batch_size + self.batch_size // 2:
+                    msg = "crash mid-transaction"
+                    raise RuntimeError(msg)
+                return send(*args, **kwargs)
+
+            producer.send = failing_send
+        return producer
 
 
 def test_relay_crash_mid_transaction_and_after_commit_publishes_no_duplicates(

@@ -1,0 +1,70 @@
+"""The relay reads the notification log with one SELECT on SQLite and through the
+recorder on PostgreSQL: the same events, in the same order, either way."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from infra.relay import Relay
+from infra.settings import Settings
+from services.application import CivicApplication
+from services.bootstrap import build_application
+from services.demo import DemoConfig, generate, load
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CivicApplication]:
+    if request.param == "postgres":
+        dsn = os.environ.get("CIVIC_PG_DSN")
+        if not dsn:
+            pytest.skip("CIVIC_PG_DSN is not set (infra/test.sh starts PostgreSQL)")
+        schema = f"t_{uuid4().hex[:12]}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        settings = Settings(
+            data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn, postgres_schema=schema
+        )
+    else:
+        settings = Settings(data_dir=tmp_path)
+    application = build_application(settings)
+    plan = generate(
+        DemoConfig(seed=5, volunteers=30, months=1),
+        document_secret=application.document_secret,
+        points_rule=application.points_rule,
+    )
+    assert not load(application, plan).failed
+    yield application
+    application.close()
+
+
+def test_the_relay_reads_what_the_notification_log_holds(app: CivicApplication) -> None:
+    relay = Relay(app.recorder, "127.0.0.1:9")  # reading connects to no broker
+    head = app.head()
+    notifications = app.recorder.select_notifications(start=1, limit=head)
+    expected = [
+        (n.id, UUID(str(n.originator_id)), n.originator_version, n.topic, n.state)
+        for n in notifications
+    ]
+    rows = []
+    after = 0
+    while batch := relay.read(after, 97):
+        assert len(batch) <= 97
+        rows += batch
+        after = batch[-1][0]
+    assert [(p, UUID(str(i)), v, t, s) for p, i, v, t, s in rows] == expected
+    assert relay.read(head, 10) == []
+    middle = expected[len(expected) // 2][0]
+    assert [r[0] for r in relay.read(middle, 3)] == [middle + 1, middle + 2, middle + 3]
+
+
+def test_on_sqlite_it_reads_the_table_directly(app: CivicApplication) -> None:
+    relay = Relay(app.recorder, "127.0.0.1:9")
+    on_sqlite = isinstance(app.recorder, SQLiteApplicationRecorder)
+    assert (relay._select is not None) == on_sqlite

@@ -211,38 +211,42 @@ class ProjectionRunner:
 
     def _fresh(
         self, conn: sqlite3.Connection, records: Sequence[StreamRecord]
-    ) -> list[StreamRecord]:
+    ) -> tuple[list[StreamRecord], dict[int, tuple[int, int]]]:
         """Records above the offset *and* the position applied in their partition,
         read inside the caller's write transaction (so a concurrent writer cannot
-        slip in between). The position check drops an event published again at a
-        new offset (a relay that lost its place): positions grow along a partition."""
+        slip in between), and the (offset, position) they bring each partition to.
+        The position check drops an event published again at a new offset (a relay
+        that lost its place): positions grow along a partition."""
         applied = {
             int(row[0]): (int(row[1]), int(row[2]))
             for row in conn.execute('SELECT partition, "offset", position FROM stream_position')
         }
-        fresh = []
+        fresh: list[StreamRecord] = []
+        append = fresh.append
+        reached: dict[int, tuple[int, int]] = {}
+        partition, offset, position = -1, 0, 0
         for r in records:  # also drops a record repeated within the batch
-            offset, position = applied.get(r.partition, (-1, 0))
-            if r.offset > offset and r.event.position > position:
-                fresh.append(r)
-                applied[r.partition] = (r.offset, r.event.position)
+            if r.partition != partition:
+                if fresh and fresh[-1].partition == partition:
+                    reached[partition] = applied[partition] = (offset, position)
+                partition = r.partition
+                offset, position = applied.get(partition, (-1, 0))
+            at = r.event.position
+            if r.offset > offset and at > position:
+                append(r)
+                offset, position = r.offset, at
+        if fresh and fresh[-1].partition == partition:
+            reached[partition] = (offset, position)
         self.stats.duplicates_skipped += len(records) - len(fresh)
-        return fresh
-
-    @staticmethod
-    def _offsets(records: Sequence[StreamRecord]) -> dict[int, tuple[int, int]]:
-        offsets: dict[int, tuple[int, int]] = {}
-        for r in records:
-            offsets[r.partition] = (r.offset, r.event.position)
-        return offsets
+        return fresh, reached
 
     def _apply(self, records: Sequence[StreamRecord]) -> int:
         with self.store.transaction() as conn:
-            fresh = self._fresh(conn, records)
+            fresh, reached = self._fresh(conn, records)
             if not fresh:
                 return 0
             self.projection.apply(conn, [r.event for r in fresh])
-            self.store.save_offsets(conn, self._offsets(fresh))
+            self.store.save_offsets(conn, reached)
         self.stats.applied += len(fresh)
         return len(fresh)
 
@@ -270,10 +274,11 @@ class ProjectionRunner:
                 error = exc
                 time.sleep(self.retry_backoff * 2 ** (attempt - 1))
         with self.store.transaction() as conn:
-            if not self._fresh(conn, [record]):
+            fresh, reached = self._fresh(conn, [record])
+            if not fresh:
                 return 0
             self._park(conn, record, repr(error))
-            self.store.save_offsets(conn, self._offsets([record]))
+            self.store.save_offsets(conn, reached)
         self.stats.failures += 1
         self.stats.last_error = repr(error)
         log.error(

@@ -4,8 +4,9 @@
     (same keys, headers and batching) against the relay publishing the same N
     events from the event store (read, encode, one transaction per 5,000);
 (b) consuming: a plain consumer loop that only decodes each value's JSON against
-    our subscription alone and against each read model (``projections.catalog``)
-    fed by its ProjectionRunner on KafkaStream, one at a time and all at once;
+    our subscription alone and against each read model chosen (``--models``,
+    default the three that read the whole history) fed by its ProjectionRunner on
+    KafkaStream, one at a time and all at once;
 (c) freshness: about 1,000 commands/s for about 10 s through
     ``CivicApplication.execute`` from a few threads, relay and leaderboard runner
     in the same process: commit → committed in Kafka → visible in the leaderboard.
@@ -339,17 +340,20 @@ def run_to(runner: ProjectionRunner, events: int) -> None:
         runner.run_once(0.5)
 
 
-def projections_consume(stream: KafkaStream, views: Path, events: int) -> list[Rate]:
+def projections_consume(
+    stream: KafkaStream, views: Path, events: int, names: Sequence[str]
+) -> list[Rate]:
     rates = []
-    for name, factory in PROJECTIONS.items():
+    for name in names:
+        factory = PROJECTIONS[name]
         runner = ProjectionRunner(factory(), ViewStore(views / f"{name}-1.sqlite"), stream)
         rates.append(
             timed(f"{name} (runner on KafkaStream)", events, lambda r=runner: run_to(r, events))
         )
         runner.stop()
     together = {
-        name: ProjectionRunner(factory(), ViewStore(views / f"{name}-all.sqlite"), stream)
-        for name, factory in PROJECTIONS.items()
+        name: ProjectionRunner(PROJECTIONS[name](), ViewStore(views / f"{name}-all.sqlite"), stream)
+        for name in names
     }
     stream.group_prefix += "all."
 
@@ -368,10 +372,13 @@ def projections_consume(stream: KafkaStream, views: Path, events: int) -> list[R
     return rates
 
 
-def embedded_consume(app: CivicApplication, views: Path, events: int) -> list[Rate]:
+def embedded_consume(
+    app: CivicApplication, views: Path, events: int, names: Sequence[str]
+) -> list[Rate]:
     """The same read models fed from the store by the embedded stream, for scale."""
     rates = []
-    for name, factory in PROJECTIONS.items():
+    for name in names:
+        factory = PROJECTIONS[name]
         stream = EmbeddedStream(app.recorder)
         runner = ProjectionRunner(factory(), ViewStore(views / f"{name}-emb.sqlite"), stream)
         rates.append(
@@ -414,14 +421,14 @@ def cli(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def processes_consume(bootstrap: str, topic: str, events: int) -> Rate:
+def processes_consume(bootstrap: str, topic: str, events: int, names: Sequence[str]) -> Rate:
     """Each read model in its own ``civic project`` process, all at once; timed from
     the first event any of them applied to the last of them reaching the end."""
     data = Path(tempfile.mkdtemp(prefix="civic-bench-views-"))
     env = cli_env(data, bootstrap, topic)
     prefix = f"bench.{uuid.uuid4().hex[:6]}."
-    processes = [cli(["project", name, "--group-prefix", prefix], env) for name in PROJECTIONS]
-    views = [data / "views" / f"{name}.sqlite" for name in PROJECTIONS]
+    processes = [cli(["project", name, "--group-prefix", prefix], env) for name in names]
+    views = [data / "views" / f"{name}.sqlite" for name in names]
     first = last = None
     try:
         deadline = time.monotonic() + 1800
@@ -681,7 +688,12 @@ def median(rates: Sequence[Rate]) -> Rate:
 
 
 def throughput(
-    base: Path, bootstrap: str, modes: Sequence[bool], skip: str, repeat: int
+    base: Path,
+    bootstrap: str,
+    modes: Sequence[bool],
+    skip: str,
+    repeat: int,
+    names: Sequence[str],
 ) -> list[str]:
     """(a) and (b), for each CRC implementation, on a copy of the history."""
     report: list[str] = []
@@ -725,14 +737,14 @@ def throughput(
                     bootstrap, topic, group_prefix=f"bench.{uuid.uuid4().hex[:6]}."
                 )
                 ours = [subscription_only(stream, events)]
-                ours += projections_consume(stream, work / f"views-{enabled}", events)
+                ours += projections_consume(stream, work / f"views-{enabled}", events, names)
                 if enabled:  # CRC settings of this process do not reach the children
-                    ours.append(processes_consume(bootstrap, topic, events))
+                    ours.append(processes_consume(bootstrap, topic, events, names))
                 report += [f"(b) consuming, {crc}:", raw_in.line()]
                 report += [rate.line(raw_in) for rate in ours]
                 if enabled:
                     report.append("  for scale, the same read models fed by the embedded stream:")
-                    report += [r.line() for r in embedded_consume(app, work / "emb", events)]
+                    report += [r.line() for r in embedded_consume(app, work / "emb", events, names)]
         finally:
             app.close()
     finally:
@@ -757,7 +769,16 @@ def main() -> None:
         help="leave the start-up heap to the collector (the relay, `civic project` and the "
         "server freeze it at start: infra/heap.py)",
     )
+    parser.add_argument(
+        "--models",
+        default="leaderboard,unit_metrics,audit_trail",
+        help=f"read models of (b), comma-separated (known: {', '.join(PROJECTIONS)})",
+    )
     args = parser.parse_args()
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if unknown or not names:
+        parser.error(f"unknown read models {unknown} (known: {', '.join(PROJECTIONS)})")
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(30)  # warnings and up
     )
@@ -773,7 +794,7 @@ def main() -> None:
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.crc32c]
     report: list[str] = []
     with broker(args.bootstrap) as bootstrap:
-        report += throughput(base, bootstrap, modes, args.skip, args.repeat)
+        report += throughput(base, bootstrap, modes, args.skip, args.repeat, names)
         if "c" not in args.skip:
             use_crc32c(True)
             print(f"(c) freshness at {args.rate:,.0f} commands/s for {args.seconds:.0f} s ...")

@@ -64,6 +64,7 @@ from domain.rewards import Reward  # noqa: E402
 from domain.units import PracticeUnit, UnitTier  # noqa: E402
 from domain.volunteers import Volunteer  # noqa: E402
 from infra.embedded_stream import EmbeddedStream  # noqa: E402
+from infra.heap import freeze_startup_heap  # noqa: E402
 from projections.catalog import PROJECTIONS  # noqa: E402
 from projections.runner import BATCH_SIZE, ProjectionRunner  # noqa: E402
 from projections.store import ViewStore  # noqa: E402
@@ -540,6 +541,12 @@ def main() -> None:
         default=",".join(DEFAULT_MODELS),
         help=f"read models, comma-separated (known: {', '.join(PROJECTIONS)})",
     )
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="leave the collector as Python sets it (`civic project` and the server freeze "
+        "the start-up heap and collect young objects less often at start: infra/heap.py)",
+    )
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in PROJECTIONS]
@@ -548,6 +555,8 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     app = open_app(history(args.data_dir, args.events, args.regenerate))
+    if not args.no_gc_freeze:
+        freeze_startup_heap()  # as our processes do at start
     stream = EmbeddedStream(app.recorder)
     records: list[StreamRecord] = []
 
@@ -566,7 +575,8 @@ def main() -> None:
     )
     print(
         f"history: {run.events:,} events, 1 partition, batches of {run.batch_size}, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; views in {run.work}"
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; views in {run.work};"
+        f" collector {'as Python sets it' if args.no_gc_freeze else 'tuned (infra/heap.py)'}"
     )
     print(decode.line())
     try:

@@ -320,7 +320,9 @@ def raw_consume(bootstrap: str, topic: str, events: int) -> Rate:
         consumer.close()
 
 
-def subscription_only(stream: KafkaStream, events: int) -> Rate:
+def subscription_only(
+    stream: KafkaStream, events: int, label: str = "KafkaSubscription alone (decode + merge)"
+) -> Rate:
     subscription = stream.subscribe(f"sub-{uuid.uuid4().hex[:6]}", lambda ps: {p: -1 for p in ps})
     seen = 0
 
@@ -330,7 +332,7 @@ def subscription_only(stream: KafkaStream, events: int) -> Rate:
             seen += len(subscription.poll(2_000, 0.5))
 
     try:
-        return timed("KafkaSubscription alone (decode + merge)", events, consume)
+        return timed(label, events, consume)
     finally:
         subscription.close()
 
@@ -694,6 +696,7 @@ def throughput(
     skip: str,
     repeat: int,
     names: Sequence[str],
+    fetch_ahead: int,
 ) -> list[str]:
     """(a) and (b), for each CRC implementation, on a copy of the history."""
     report: list[str] = []
@@ -734,9 +737,18 @@ def throughput(
                 print(f"[{crc}] (b) consuming ...")
                 raw_in = raw_consume(bootstrap, topic, events)
                 stream = KafkaStream(
-                    bootstrap, topic, group_prefix=f"bench.{uuid.uuid4().hex[:6]}."
+                    bootstrap,
+                    topic,
+                    group_prefix=f"bench.{uuid.uuid4().hex[:6]}.",
+                    fetch_ahead=fetch_ahead,
                 )
-                ours = [subscription_only(stream, events)]
+                polling = KafkaStream(
+                    bootstrap, topic, group_prefix=f"bench.{uuid.uuid4().hex[:6]}.", fetch_ahead=0
+                )
+                ours = [
+                    subscription_only(stream, events),
+                    subscription_only(polling, events, "  same, fetching in the polling thread"),
+                ]
                 ours += projections_consume(stream, work / f"views-{enabled}", events, names)
                 if enabled:  # CRC settings of this process do not reach the children
                     ours.append(processes_consume(bootstrap, topic, events, names))
@@ -774,6 +786,12 @@ def main() -> None:
         default="leaderboard,unit_metrics,audit_trail",
         help=f"read models of (b), comma-separated (known: {', '.join(PROJECTIONS)})",
     )
+    parser.add_argument(
+        "--fetch-ahead",
+        type=int,
+        default=KafkaStream("x").fetch_ahead,
+        help="records a subscription fetches ahead on its own thread in (b); 0: none",
+    )
     args = parser.parse_args()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in PROJECTIONS]
@@ -794,7 +812,9 @@ def main() -> None:
     modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.crc32c]
     report: list[str] = []
     with broker(args.bootstrap) as bootstrap:
-        report += throughput(base, bootstrap, modes, args.skip, args.repeat, names)
+        report += throughput(
+            base, bootstrap, modes, args.skip, args.repeat, names, args.fetch_ahead
+        )
         if "c" not in args.skip:
             use_crc32c(True)
             print(f"(c) freshness at {args.rate:,.0f} commands/s for {args.seconds:.0f} s ...")

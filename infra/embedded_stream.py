@@ -9,6 +9,7 @@ other processes (a CLI import while the server runs).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
@@ -42,6 +43,8 @@ class EmbeddedStream:
         # for one of them to decode it, then read it from ``_recent``
         self._decoding = threading.Lock()
         self.decoded = 0  # records decoded (each position once while it stays cached)
+        self._subscriptions: weakref.WeakSet[EmbeddedSubscription] = weakref.WeakSet()
+        self._read_by_all = 0  # positions up to this were dropped as read by all
 
     def notify(self, head: int) -> None:
         """Called by the event store after each commit."""
@@ -53,7 +56,14 @@ class EmbeddedStream:
         return int(self.recorder.max_notification_id() or 0)
 
     def subscribe(self, group: str, lookup: PositionLookup) -> EmbeddedSubscription:
-        return EmbeddedSubscription(self, lookup([PARTITION])[PARTITION])
+        subscription = EmbeddedSubscription(self, lookup([PARTITION])[PARTITION])
+        self._subscriptions.add(subscription)
+        return subscription
+
+    @property
+    def cached(self) -> int:
+        """Decoded records kept."""
+        return len(self._recent)
 
     def read(self, after: int, limit: int) -> list[StreamRecord]:
         """Records after ``after``. Every projection reads the same stretch of the
@@ -106,6 +116,21 @@ class EmbeddedStream:
                 pop = recent.popitem
                 for _ in range(len(recent) - self.keep_decoded):
                     pop(last=False)
+                # what every open subscription has read goes too (once all are at the
+                # head, nothing stays cached)
+                slowest = min(
+                    (sub.after for sub in list(self._subscriptions) if not sub.closed),
+                    default=None,
+                )
+                if slowest is not None and slowest > self._read_by_all:
+                    if slowest - self._read_by_all <= len(recent):
+                        drop = recent.pop
+                        for position in range(self._read_by_all + 1, slowest + 1):
+                            drop(position, None)
+                    else:
+                        for position in [p for p in recent if p <= slowest]:
+                            del recent[position]
+                    self._read_by_all = slowest
             self.decoded += len(fresh)
         return fresh
 

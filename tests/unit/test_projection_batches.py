@@ -174,3 +174,18 @@ def test_records_come_from_the_cache_and_the_log_in_order(stream: EmbeddedStream
     assert [r.offset for r in records] == list(range(1, 51))
     assert stream.decoded == 50
     assert all(isinstance(r, StreamRecord) for r in records)
+
+
+def test_records_every_subscriber_has_read_leave_the_cache(stream: EmbeddedStream) -> None:
+    ahead = stream.subscribe("ahead", lambda ps: {0: -1})
+    behind = stream.subscribe("behind", lambda ps: {0: -1})
+    assert len(ahead.poll(100, 0)) == 100  # decodes 1-100
+    assert len(behind.poll(60, 0)) == 60  # reads 1-60 from the cache
+    assert len(ahead.poll(100, 0)) == 100  # decodes 101-200; 1-60 were read by both
+    assert stream.cached == 140
+    assert stream.decoded == 200
+    assert [r.offset for r in behind.poll(40, 0)] == list(range(61, 101))  # still cached
+    assert stream.decoded == 200
+    behind.close()  # a closed subscription holds nothing back
+    ahead.poll(10, 0)
+    assert stream.cached == 10

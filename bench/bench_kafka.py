@@ -9,8 +9,9 @@
     of this process (``time.process_time``, the producer's IO thread included;
     hardware instruction counters are not available on the VM);
 (b) consuming: a plain consumer loop that only decodes each value's JSON against
-    our subscription alone and against each read model (``projections.catalog``)
-    fed by its ProjectionRunner on KafkaStream, one at a time and all at once;
+    our subscription alone and against each read model chosen (``--models``,
+    default the three that read the whole history) fed by its ProjectionRunner on
+    KafkaStream, one at a time and all at once;
 (c) freshness: about 1,000 commands/s for about 10 s through
     ``CivicApplication.execute`` from a few threads, relay and leaderboard runner
     in the same process: commit → committed in Kafka → visible in the leaderboard.
@@ -343,7 +344,9 @@ def raw_consume(bootstrap: str, topic: str, events: int) -> Rate:
         consumer.close()
 
 
-def subscription_only(stream: KafkaStream, events: int) -> Rate:
+def subscription_only(
+    stream: KafkaStream, events: int, label: str = "KafkaSubscription alone (decode + merge)"
+) -> Rate:
     subscription = stream.subscribe(f"sub-{uuid.uuid4().hex[:6]}", lambda ps: {p: -1 for p in ps})
     seen = 0
 
@@ -353,7 +356,7 @@ def subscription_only(stream: KafkaStream, events: int) -> Rate:
             seen += len(subscription.poll(2_000, 0.5))
 
     try:
-        return timed("KafkaSubscription alone (decode + merge)", events, consume)
+        return timed(label, events, consume)
     finally:
         subscription.close()
 
@@ -363,17 +366,20 @@ def run_to(runner: ProjectionRunner, events: int) -> None:
         runner.run_once(0.5)
 
 
-def projections_consume(stream: KafkaStream, views: Path, events: int) -> list[Rate]:
+def projections_consume(
+    stream: KafkaStream, views: Path, events: int, names: Sequence[str]
+) -> list[Rate]:
     rates = []
-    for name, factory in PROJECTIONS.items():
+    for name in names:
+        factory = PROJECTIONS[name]
         runner = ProjectionRunner(factory(), ViewStore(views / f"{name}-1.sqlite"), stream)
         rates.append(
             timed(f"{name} (runner on KafkaStream)", events, lambda r=runner: run_to(r, events))
         )
         runner.stop()
     together = {
-        name: ProjectionRunner(factory(), ViewStore(views / f"{name}-all.sqlite"), stream)
-        for name, factory in PROJECTIONS.items()
+        name: ProjectionRunner(PROJECTIONS[name](), ViewStore(views / f"{name}-all.sqlite"), stream)
+        for name in names
     }
     stream.group_prefix += "all."
 
@@ -392,10 +398,13 @@ def projections_consume(stream: KafkaStream, views: Path, events: int) -> list[R
     return rates
 
 
-def embedded_consume(app: CivicApplication, views: Path, events: int) -> list[Rate]:
+def embedded_consume(
+    app: CivicApplication, views: Path, events: int, names: Sequence[str]
+) -> list[Rate]:
     """The same read models fed from the store by the embedded stream, for scale."""
     rates = []
-    for name, factory in PROJECTIONS.items():
+    for name in names:
+        factory = PROJECTIONS[name]
         stream = EmbeddedStream(app.recorder)
         runner = ProjectionRunner(factory(), ViewStore(views / f"{name}-emb.sqlite"), stream)
         rates.append(
@@ -438,14 +447,14 @@ def cli(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def processes_consume(bootstrap: str, topic: str, events: int) -> Rate:
+def processes_consume(bootstrap: str, topic: str, events: int, names: Sequence[str]) -> Rate:
     """Each read model in its own ``civic project`` process, all at once; timed from
     the first event any of them applied to the last of them reaching the end."""
     data = Path(tempfile.mkdtemp(prefix="civic-bench-views-"))
     env = cli_env(data, bootstrap, topic)
     prefix = f"bench.{uuid.uuid4().hex[:6]}."
-    processes = [cli(["project", name, "--group-prefix", prefix], env) for name in PROJECTIONS]
-    views = [data / "views" / f"{name}.sqlite" for name in PROJECTIONS]
+    processes = [cli(["project", name, "--group-prefix", prefix], env) for name in names]
+    views = [data / "views" / f"{name}.sqlite" for name in names]
     first = last = None
     try:
         deadline = time.monotonic() + 1800
@@ -732,7 +741,15 @@ def publishing_report(crc: str, runs: dict[str, list[Rate]]) -> list[str]:
 
 
 def throughput(
-    base: Path, bootstrap: str, modes: Sequence[bool], skip: str, repeat: int, freeze: bool
+    base: Path,
+    bootstrap: str,
+    modes: Sequence[bool],
+    skip: str,
+    repeat: int,
+    names: Sequence[str],
+    fetch_ahead: int,
+    *,
+    freeze: bool,
 ) -> list[str]:
     """(a) and (b), for each CRC implementation, on a copy of the history."""
     report: list[str] = []
@@ -768,17 +785,26 @@ def throughput(
                 print(f"[{crc}] (b) consuming ...")
                 raw_in = raw_consume(bootstrap, topic, events)
                 stream = KafkaStream(
-                    bootstrap, topic, group_prefix=f"bench.{uuid.uuid4().hex[:6]}."
+                    bootstrap,
+                    topic,
+                    group_prefix=f"bench.{uuid.uuid4().hex[:6]}.",
+                    fetch_ahead=fetch_ahead,
                 )
-                ours = [subscription_only(stream, events)]
-                ours += projections_consume(stream, work / f"views-{enabled}", events)
+                polling = KafkaStream(
+                    bootstrap, topic, group_prefix=f"bench.{uuid.uuid4().hex[:6]}.", fetch_ahead=0
+                )
+                ours = [
+                    subscription_only(stream, events),
+                    subscription_only(polling, events, "  same, fetching in the polling thread"),
+                ]
+                ours += projections_consume(stream, work / f"views-{enabled}", events, names)
                 if enabled:  # CRC settings of this process do not reach the children
-                    ours.append(processes_consume(bootstrap, topic, events))
+                    ours.append(processes_consume(bootstrap, topic, events, names))
                 report += [f"(b) consuming, {crc}:", raw_in.line()]
                 report += [rate.line(raw_in) for rate in ours]
                 if enabled:
                     report.append("  for scale, the same read models fed by the embedded stream:")
-                    report += [r.line() for r in embedded_consume(app, work / "emb", events)]
+                    report += [r.line() for r in embedded_consume(app, work / "emb", events, names)]
         finally:
             app.close()
     finally:
@@ -803,7 +829,22 @@ def main() -> None:
         help="leave the start-up heap to the collector (the relay, `civic project` and the "
         "server freeze it at start: infra/heap.py)",
     )
+    parser.add_argument(
+        "--models",
+        default="leaderboard,unit_metrics,audit_trail",
+        help=f"read models of (b), comma-separated (known: {', '.join(PROJECTIONS)})",
+    )
+    parser.add_argument(
+        "--fetch-ahead",
+        type=int,
+        default=KafkaStream("x").fetch_ahead,
+        help="records a subscription fetches ahead on its own thread in (b); 0: none",
+    )
     args = parser.parse_args()
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if unknown or not names:
+        parser.error(f"unknown read models {unknown} (known: {', '.join(PROJECTIONS)})")
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(30)  # warnings and up
     )
@@ -820,7 +861,14 @@ def main() -> None:
     report: list[str] = []
     with broker(args.bootstrap) as bootstrap:
         report += throughput(
-            base, bootstrap, modes, args.skip, args.repeat, freeze=not args.no_gc_freeze
+            base,
+            bootstrap,
+            modes,
+            args.skip,
+            args.repeat,
+            names,
+            args.fetch_ahead,
+            freeze=not args.no_gc_freeze,
         )
         if "c" not in args.skip:
             use_crc32c(True)

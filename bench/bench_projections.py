@@ -7,18 +7,24 @@ real domain aggregates saved by the library's own SQLite application, spread ove
 fifteen months by a simulated clock. The history is kept under ``var/bench`` and
 reused on later runs.
 
-Then, for each read model and for all three together, it measures (events/s of
-the whole stream, including events a model ignores):
+Then, for each read model chosen (``--models``; default the three that read the
+whole history: leaderboard, unit_metrics, audit_trail) and for all of them
+together, it measures (events/s of the whole stream, including events a model
+ignores):
 
 * ``decode``: reading the notification log and turning it into envelopes;
 * ``batched``: applying pre-decoded envelopes in the runner's batches
   (accumulate, then ``executemany`` upserts, one transaction per batch);
 * ``end-to-end``: ``ProjectionRunner.catch_up`` from the embedded stream
-  (decode + apply); for all three, three runners in their threads at once;
+  (decode + apply); for all of them, one runner after another, and their
+  runners in their threads at once (decoding shared through the stream's cache);
 * ``baseline``: the library's one-transaction-per-event style: each event
   applied in its own transaction together with its position.
 
-Run: ``.venv/bin/python bench/bench_projections.py [--events 100000] [--regenerate]``
+All of them together: one after another, in threads, and in a process each.
+
+Run: ``.venv/bin/python bench/bench_projections.py [--events 100000] [--regenerate]
+[--models leaderboard,unit_metrics,audit_trail] [--batch 20000]``
 """
 
 from __future__ import annotations
@@ -58,12 +64,15 @@ from domain.rewards import Reward  # noqa: E402
 from domain.units import PracticeUnit, UnitTier  # noqa: E402
 from domain.volunteers import Volunteer  # noqa: E402
 from infra.embedded_stream import EmbeddedStream  # noqa: E402
+from infra.heap import freeze_startup_heap  # noqa: E402
 from projections.catalog import PROJECTIONS  # noqa: E402
-from projections.runner import ProjectionRunner  # noqa: E402
+from projections.runner import BATCH_SIZE, ProjectionRunner  # noqa: E402
 from projections.store import ViewStore  # noqa: E402
 from projections.stream import PositionLookup, StreamRecord, Subscription  # noqa: E402
 
-BATCH = 2000  # the runner's default batch size
+BATCH = BATCH_SIZE  # the runner's default batch size
+READ = 2000  # notifications read from the log at a time
+DEFAULT_MODELS = ("leaderboard", "unit_metrics", "audit_trail")
 START = datetime(2025, 1, 1, 0, 0, tzinfo=UTC)
 
 
@@ -373,19 +382,25 @@ class Run:
         size = self.batch_size
         return [self.records[i : i + size] for i in range(0, len(self.records), size)]
 
-    def runners(self, names: Sequence[str]) -> list[ProjectionRunner]:
-        """Fresh runners, each on a new view database."""
+    def runners(
+        self, names: Sequence[str], stream: EmbeddedStream | None = None
+    ) -> list[ProjectionRunner]:
+        """Fresh runners, each on a new view database (on ``stream``: a fresh one for
+        each end-to-end figure, so none starts with envelopes decoded by another)."""
         self.views += 1
         return [
             ProjectionRunner(
                 PROJECTIONS[name](),
                 ViewStore(self.work / f"{self.views}-{name}.sqlite"),
-                self.stream,
+                stream or self.stream,
                 batch_size=self.batch_size,
                 retry_backoff=0.0,
             )
             for name in names
         ]
+
+    def fresh_stream(self) -> EmbeddedStream:
+        return EmbeddedStream(self.stream.recorder)
 
 
 def apply_batched(runner: ProjectionRunner, batches: Batches) -> None:
@@ -435,7 +450,7 @@ def in_processes(run: Run, names: Sequence[str]) -> Figure:
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Figure("batched, pre-decoded, 3 processes", run.events, wall, cpu)
+    return Figure(f"batched, pre-decoded, {len(names)} processes", run.events, wall, cpu)
 
 
 def _project_in_child(name: str, batches: Batches, path: Path) -> None:
@@ -463,7 +478,7 @@ def per_projection(run: Run, name: str) -> Figure:
     batched = measure(
         "batched, pre-decoded", run.events, partial(apply_batched, runner, run.batches)
     )
-    (runner,) = run.runners([name])
+    (runner,) = run.runners([name], run.fresh_stream())
     e2e = measure("end-to-end catch_up (decode + apply)", run.events, runner.catch_up)
     assert runner.position == run.events
     (runner,) = run.runners([name])
@@ -479,9 +494,8 @@ def per_projection(run: Run, name: str) -> Figure:
     return baseline
 
 
-def all_three(run: Run, baselines: list[Figure]) -> None:
-    names = list(PROJECTIONS)
-    # the baseline of all three: each one's one-transaction-per-event time, added up
+def all_of_them(run: Run, names: Sequence[str], baselines: list[Figure]) -> None:
+    # the baseline of all of them: each one's one-transaction-per-event time, added up
     combined = Figure(
         "baseline: 1 transaction per event",
         baselines[0].events,
@@ -494,17 +508,17 @@ def all_three(run: Run, baselines: list[Figure]) -> None:
         partial(apply_each, run.runners(names), run.batches),
     )
     threaded = measure(
-        "batched, pre-decoded, 3 threads",
+        f"batched, pre-decoded, {len(names)} threads",
         run.events,
         partial(in_threads, run.runners(names), run.batches),
     )
     processes = in_processes(run, names)
     e2e = measure(
-        "end-to-end: 3 runner threads on the log",
+        f"end-to-end: {len(names)} runner threads on the log",
         run.events,
-        partial(catch_up_concurrently, run.runners(names), run.events),
+        partial(catch_up_concurrently, run.runners(names, run.fresh_stream()), run.events),
     )
-    print("all three:")
+    print(f"all {len(names)} ({', '.join(names)}):")
     for figure in (sequential, threaded, processes, e2e):
         print(figure.line(combined))
     print(combined.line())
@@ -522,15 +536,32 @@ def main() -> None:
         default=0,
         help="apply only this many events one per transaction (0: all of them)",
     )
+    parser.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help=f"read models, comma-separated (known: {', '.join(PROJECTIONS)})",
+    )
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="leave the collector as Python sets it (`civic project` and the server freeze "
+        "the start-up heap and collect young objects less often at start: infra/heap.py)",
+    )
     args = parser.parse_args()
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if unknown or not names:
+        parser.error(f"unknown read models {unknown} (known: {', '.join(PROJECTIONS)})")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     app = open_app(history(args.data_dir, args.events, args.regenerate))
+    if not args.no_gc_freeze:
+        freeze_startup_heap()  # as our processes do at start
     stream = EmbeddedStream(app.recorder)
     records: list[StreamRecord] = []
 
     def read_all() -> None:
-        while batch := stream.read(records[-1].offset if records else 0, BATCH):
+        while batch := stream.read(records[-1].offset if records else 0, READ):
             records.extend(batch)
 
     decode = measure("decode (read log + envelopes)", stream.head(), read_all)
@@ -544,12 +575,13 @@ def main() -> None:
     )
     print(
         f"history: {run.events:,} events, 1 partition, batches of {run.batch_size}, "
-        f"{os.cpu_count()} CPUs; views in {run.work}"
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; views in {run.work};"
+        f" collector {'as Python sets it' if args.no_gc_freeze else 'tuned (infra/heap.py)'}"
     )
     print(decode.line())
     try:
-        baselines = [per_projection(run, name) for name in PROJECTIONS]
-        all_three(run, baselines)
+        baselines = [per_projection(run, name) for name in names]
+        all_of_them(run, names, baselines)
     finally:
         app.close()
         shutil.rmtree(run.work, ignore_errors=True)

@@ -9,6 +9,8 @@ other processes (a CLI import while the server runs).
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from eventsourcing.persistence import ApplicationRecorder
@@ -26,7 +28,7 @@ class EmbeddedStream:
         *,
         decode_state: Callable[[bytes], bytes] | None = None,
         poll_interval: float = 0.25,
-        keep_decoded: int = 10_000,
+        keep_decoded: int = 50_000,
     ) -> None:
         self.recorder = recorder
         self.decode_state = decode_state
@@ -34,8 +36,15 @@ class EmbeddedStream:
         self._new_events = threading.Condition()
         self._head_seen = 0
         self.keep_decoded = keep_decoded
-        self._recent: dict[int, StreamRecord] = {}  # position -> record, oldest first
+        # position -> record, least recently read first
+        self._recent: OrderedDict[int, StreamRecord] = OrderedDict()
         self._recent_lock = threading.Lock()
+        # held while decoding: subscribers that reach the same stretch at once wait
+        # for one of them to decode it, then read it from ``_recent``
+        self._decoding = threading.Lock()
+        self.decoded = 0  # records decoded (each position once while it stays cached)
+        self._subscriptions: weakref.WeakSet[EmbeddedSubscription] = weakref.WeakSet()
+        self._read_by_all = 0  # positions up to this were dropped as read by all
 
     def notify(self, head: int) -> None:
         """Called by the event store after each commit."""
@@ -47,23 +56,48 @@ class EmbeddedStream:
         return int(self.recorder.max_notification_id() or 0)
 
     def subscribe(self, group: str, lookup: PositionLookup) -> EmbeddedSubscription:
-        return EmbeddedSubscription(self, lookup([PARTITION])[PARTITION])
+        subscription = EmbeddedSubscription(self, lookup([PARTITION])[PARTITION])
+        self._subscriptions.add(subscription)
+        return subscription
+
+    @property
+    def cached(self) -> int:
+        """Decoded records kept."""
+        return len(self._recent)
 
     def read(self, after: int, limit: int) -> list[StreamRecord]:
         """Records after ``after``. Every projection reads the same stretch of the
-        log, so decoded records are kept for a while and decoded once, not once per
-        subscriber."""
-        with self._recent_lock:
-            cached: list[StreamRecord] = []
-            position = after + 1
-            while len(cached) < limit and (record := self._recent.get(position)) is not None:
-                cached.append(record)
-                position += 1
+        log, so decoded records are kept (the ``keep_decoded`` least recently read
+        are evicted) and each is decoded once, not once per subscriber."""
+        cached = self._cached(after, limit)
         if len(cached) == limit:
             return cached
-        last = cached[-1].offset if cached else after
+        with self._decoding:
+            # another subscriber may have decoded this stretch while we waited
+            last = cached[-1].offset if cached else after
+            more = self._cached(last, limit - len(cached))
+            cached += more
+            if len(cached) == limit:
+                return cached
+            last = cached[-1].offset if cached else after
+            fresh = self._decode(last, limit - len(cached))
+        return cached + fresh
+
+    def _cached(self, after: int, limit: int) -> list[StreamRecord]:
+        cached: list[StreamRecord] = []
+        with self._recent_lock:
+            recent = self._recent
+            get, touch = recent.get, recent.move_to_end
+            position = after + 1
+            while len(cached) < limit and (record := get(position)) is not None:
+                touch(position)
+                cached.append(record)
+                position += 1
+        return cached
+
+    def _decode(self, after: int, limit: int) -> list[StreamRecord]:
         notifications = self.recorder.select_notifications(
-            start=last, limit=limit - len(cached), inclusive_of_start=False
+            start=after, limit=limit, inclusive_of_start=False
         )
         decode = self.decode_state
         fresh = [
@@ -76,11 +110,29 @@ class EmbeddedStream:
         ]
         if fresh:
             with self._recent_lock:
+                recent = self._recent
                 for record in fresh:
-                    self._recent[record.offset] = record
-                while len(self._recent) > self.keep_decoded:
-                    self._recent.pop(next(iter(self._recent)))
-        return cached + fresh
+                    recent[record.offset] = record
+                pop = recent.popitem
+                for _ in range(len(recent) - self.keep_decoded):
+                    pop(last=False)
+                # what every open subscription has read goes too (once all are at the
+                # head, nothing stays cached)
+                slowest = min(
+                    (sub.after for sub in list(self._subscriptions) if not sub.closed),
+                    default=None,
+                )
+                if slowest is not None and slowest > self._read_by_all:
+                    if slowest - self._read_by_all <= len(recent):
+                        drop = recent.pop
+                        for position in range(self._read_by_all + 1, slowest + 1):
+                            drop(position, None)
+                    else:
+                        for position in [p for p in recent if p <= slowest]:
+                            del recent[position]
+                    self._read_by_all = slowest
+            self.decoded += len(fresh)
+        return fresh
 
     def wait_for_new(self, after: int, timeout: float) -> None:
         with self._new_events:

@@ -9,75 +9,100 @@ of the stream sees the current version of each event.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 from datetime import datetime
-from functools import cache
-from typing import Any
-from uuid import UUID, uuid5
+from typing import Any, Final
+from uuid import UUID
 
+import pydantic_core
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
 from projections.envelope import EventEnvelope
 
 _STANDARD_FIELDS = ("timestamp", "originator_topic", "actor")
+_CACHE_LIMIT: Final = 200_000
+
+_HEX = re.compile(r"[0-9a-f]{32}")
+_from_json = pydantic_core.from_json
+_sha1 = hashlib.sha1
+_fromisoformat = datetime.fromisoformat
+_trusted = EventEnvelope.trusted
+
+# ids repeat (a volunteer's, a unit's, an activity's appear in thousands of events):
+# each stored form is turned into its canonical text once
+_uuid_texts: dict[str, str] = {}
 
 
 def _uuid_str(data: str) -> str:
     """The canonical form of a UUID the library stored as ``UUID.hex`` (32 lowercase
     hex digits): the dashes added by slicing, ~10x cheaper than ``str(UUID(data))``."""
-    if len(data) == 32 and data.islower() and _HEX.fullmatch(data):
-        return f"{data[:8]}-{data[8:12]}-{data[12:16]}-{data[16:20]}-{data[20:]}"
-    return str(UUID(data))
+    text = _uuid_texts.get(data)
+    if text is None:
+        if len(data) == 32 and data.islower() and _HEX.fullmatch(data):
+            text = f"{data[:8]}-{data[8:12]}-{data[12:16]}-{data[16:20]}-{data[20:]}"
+        else:
+            text = str(UUID(data))
+        if len(_uuid_texts) >= _CACHE_LIMIT:
+            _uuid_texts.clear()
+        _uuid_texts[data] = text
+    return text
 
 
-def _unwrap(d: dict[str, Any]) -> Any:
-    kind = d.get("_type_")
-    if kind is None:
-        return d
-    data = d["_data_"]
-    if kind == "uuid_hex":
-        return _uuid_str(data)
-    return data  # datetime_iso and decimal_str are already plain strings
+def _plain(value: Any) -> Any:
+    """Unwrap the library's typed JSON (``{"_type_": ..., "_data_": ...}``) at any depth."""
+    kind = type(value)
+    if kind is dict:
+        tag = value.get("_type_")
+        if tag is None:
+            return {k: _plain(v) for k, v in value.items()}
+        data = value["_data_"]
+        return _uuid_str(data) if tag == "uuid_hex" else data  # times, decimals: strings
+    if kind is list:
+        return [_plain(v) for v in value]
+    return value
 
 
-_HEX = re.compile(r"[0-9a-f]{32}")
-# one decoder for every state: json.loads with an object_hook builds a new one per call
-_DECODER = json.JSONDecoder(object_hook=_unwrap)
+_CLASSES: dict[str, tuple[Any, int]] = {}
 
 
-@cache
-def _event_class(topic: str) -> Any:
-    return resolve_topic(topic)
+def _event_class(topic: str) -> tuple[Any, int]:
+    """The event class of a topic and its current version."""
+    found = _CLASSES.get(topic)
+    if found is None:
+        cls = resolve_topic(topic)
+        found = _CLASSES[topic] = (cls, getattr(cls, "class_version", 1))
+    return found
 
 
 def event_id(aggregate_id: UUID, version: int) -> UUID:
-    return uuid5(aggregate_id, str(version))
+    """``uuid5(aggregate_id, str(version))``, without its argument checks."""
+    digest = _sha1(aggregate_id.bytes + str(version).encode()).digest()
+    return UUID(bytes=digest[:16], version=5)
 
 
 def envelope_from_notification(n: Notification, state: bytes | None = None) -> EventEnvelope:
     """``state`` is the plaintext state when the store encrypts or compresses."""
-    raw = state if state is not None else n.state
-    payload: dict[str, Any] = _DECODER.decode(raw.decode())
-    cls = _event_class(n.topic)
-    current = getattr(cls, "class_version", 1)
-    version = payload.pop("class_version", 1)
+    stored: dict[str, Any] = _from_json(state if state is not None else n.state)
+    recorded_at = _plain(stored.pop("timestamp"))
+    stored.pop("originator_topic", None)
+    actor = _plain(stored.pop("actor", "system"))
+    version = stored.pop("class_version", 1)
+    payload = {k: _plain(v) if type(v) is dict or type(v) is list else v for k, v in stored.items()}
+    cls, current = _event_class(n.topic)
     while version < current:
         getattr(cls, f"upcast_v{version}_v{version + 1}")(payload)
         version += 1
-    recorded_at = payload.pop("timestamp")
-    payload.pop("originator_topic", None)
-    actor = payload.pop("actor", "system")
     aggregate_id = n.originator_id if isinstance(n.originator_id, UUID) else UUID(n.originator_id)
-    return EventEnvelope.model_construct(
-        event_id=event_id(aggregate_id, n.originator_version),
-        position=n.id,
-        type=n.topic,
-        version=current,
-        aggregate_id=aggregate_id,
-        aggregate_version=n.originator_version,
-        recorded_at=datetime.fromisoformat(recorded_at),
-        actor=actor,
-        payload=payload,
+    return _trusted(
+        event_id(aggregate_id, n.originator_version),
+        n.id,
+        n.topic,
+        current,
+        aggregate_id,
+        n.originator_version,
+        _fromisoformat(recorded_at),
+        actor,
+        payload,
     )

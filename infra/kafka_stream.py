@@ -17,6 +17,14 @@ delivered, or, when that link is unknown (at start, after a rebalance), once
 every other partition it owns has a record waiting or is read to its end. One
 consumer that owns all partitions therefore delivers exactly the store's order;
 several consumers of one group each deliver their partitions in position order.
+A partition counts as read to its end only when no transaction is pending on it
+(its last stable offset has reached its high watermark): a transaction's commit
+markers land on its partitions one by one, so a record of it can be visible in
+one partition while the records it wrote before it in another are not yet.
+
+Fetching and decoding run on a thread of the subscription's own (``fetch_ahead``
+records ahead of the projection), so kafka-python's parsing overlaps the
+projection's SQL; ``poll`` hands over what that thread merged, in order.
 """
 
 from __future__ import annotations
@@ -239,6 +247,7 @@ class KafkaStream:
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 50,
         max_buffered: int = 20_000,
+        fetch_ahead: int = 20_000,
         head_cache_seconds: float = 1.0,
         rejoin_after: float = 30.0,
         consumer_options: Mapping[str, Any] | None = None,
@@ -250,6 +259,7 @@ class KafkaStream:
         self.session_timeout_ms = session_timeout_ms
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.max_buffered = max_buffered
+        self.fetch_ahead = fetch_ahead  # 0: fetch on the thread that polls
         self.head_cache_seconds = head_cache_seconds
         self.rejoin_after = rejoin_after
         self.consumer_options = dict(consumer_options or {})
@@ -344,6 +354,8 @@ class KafkaStream:
 _Pending = tuple[int, int, StreamRecord]
 _NO_LINK = 1 << 62  # no ``prev`` header: never linked
 _UNKNOWN = -1  # watermark before the chain is picked up
+_FETCH_WAIT_SECONDS = 0.1  # longest the fetching thread waits (so it sees close soon)
+_FETCHER_STOP_SECONDS = 10.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
@@ -371,10 +383,11 @@ class KafkaSubscription:
     """One projection's consumer: delivers records in store order (see module doc).
 
     Rebalances can happen on the consumer's IO thread at any moment, so the
-    polling thread owns all merge state and re-synchronises from the projection's
-    database whenever the assignment generation moved: it drops what it buffered
-    and what the poll in flight returned, and seeks every owned partition just
-    past its applied offset again.
+    fetching thread owns the consumer and all merge state and re-synchronises from
+    the projection's database whenever the assignment generation moved: it drops
+    what it buffered and what the poll in flight returned, and seeks every owned
+    partition just past its applied offset again. Records already handed over
+    may then come again; the runner's check against its database drops them.
     """
 
     def __init__(self, stream: KafkaStream, group: str, lookup: PositionLookup) -> None:
@@ -411,8 +424,22 @@ class KafkaSubscription:
         self._stable: dict[int, int] = {}  # last stable offsets, valid until the next fetch
         self._lag: int | None = None
         self._closed = False
+        self._high_reader: Any = None  # reads high watermarks (see _refresh_stable)
         self._consumer: Any = None
         self._consumer = self._join()
+        # the hand-over from the fetching thread to the one that polls
+        self._handover = threading.Condition()
+        self._ready: deque[list[StreamRecord]] = deque()  # merged, in store order
+        self._ready_count = 0
+        self._ready_lag: int | None = None  # the fetching side's lag, as of the hand-over
+        self._commits: dict[int, int] = {}  # applied offsets to pass on to Kafka
+        self._failure: Exception | None = None  # what stopped the fetching thread
+        self._fetcher: threading.Thread | None = None
+        if stream.fetch_ahead > 0:
+            self._fetcher = threading.Thread(
+                target=self._fetch_ahead, name=f"kafka-fetch-{group}", daemon=True
+            )
+            self._fetcher.start()
 
     def _join(self) -> Any:
         listener = _Rebalance(self)
@@ -481,7 +508,102 @@ class KafkaSubscription:
     # -- Subscription ------------------------------------------------------------------
 
     def poll(self, max_records: int, timeout: float) -> list[StreamRecord]:
+        if self._fetcher is None:
+            return self._fetch(max_records, timeout)
         deadline = time.monotonic() + timeout
+        with self._handover:
+            while not self._ready:
+                if self._failure is not None:
+                    raise self._failure  # the runner subscribes afresh
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return []
+                self._handover.wait(remaining)
+            out: list[StreamRecord] = []
+            ready = self._ready
+            while ready and len(out) < max_records:
+                chunk, room = ready[0], max_records - len(out)
+                if len(chunk) <= room:
+                    out += ready.popleft()
+                else:
+                    out += chunk[:room]
+                    ready[0] = chunk[room:]
+            self._ready_count -= len(out)
+            self._handover.notify_all()
+        return out
+
+    def committed(self, offsets: Mapping[int, int]) -> None:
+        if self._fetcher is None:
+            self._commit(offsets)
+            return
+        with self._handover:  # the fetching thread owns the consumer: it sends them
+            self._commits.update(offsets)
+
+    def lag(self) -> int | None:
+        if self._fetcher is None:
+            return self._lag
+        with self._handover:
+            lag = self._ready_lag
+            return None if lag is None else lag + self._ready_count
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        fetcher = self._fetcher
+        if fetcher is not None:
+            with self._handover:
+                self._handover.notify_all()
+            if fetcher is not threading.current_thread():
+                fetcher.join(_FETCHER_STOP_SECONDS)
+            if fetcher.is_alive():
+                log.warning("kafka.fetcher_still_running", group=self.group)
+            self._send_commits()
+        self._consumer.close(autocommit=False, timeout_ms=5_000)
+        if self._high_reader is not None:
+            try:
+                self._high_reader.close(autocommit=False, timeout_ms=1_000)
+            except KafkaError as exc:  # closing a consumer of an unreachable broker
+                log.debug("kafka.close_failed", group=self.group, error=repr(exc))
+
+    # -- fetching (the fetching thread, or the polling one when fetch_ahead is 0) -----
+
+    def _fetch_ahead(self) -> None:
+        """Keep up to ``fetch_ahead`` records merged and ready for ``poll``."""
+        limit = self.stream.fetch_ahead
+        chunk = int(self._options["max_poll_records"])
+        try:
+            while not self._closed:
+                self._send_commits()
+                with self._handover:
+                    room = limit - self._ready_count
+                    if room <= 0:
+                        self._handover.wait(_FETCH_WAIT_SECONDS)
+                        continue
+                out = self._fetch(min(room, chunk), _FETCH_WAIT_SECONDS)
+                with self._handover:
+                    if out:
+                        self._ready.append(out)
+                        self._ready_count += len(out)
+                    self._ready_lag = self._lag
+                    self._handover.notify_all()
+        except Exception as exc:  # handed to the runner, which subscribes afresh
+            log.warning("kafka.fetch_failed", group=self.group, error=repr(exc))
+            with self._handover:
+                self._failure = exc
+                self._handover.notify_all()
+
+    def _send_commits(self) -> None:
+        with self._handover:
+            commits, self._commits = self._commits, {}
+        if commits:
+            self._commit(commits)
+
+    def _fetch(self, max_records: int, timeout: float) -> list[StreamRecord]:
+        """Merged records, waiting up to ``timeout`` for some; with no time to wait,
+        the records kafka-python has already fetched."""
+        deadline = time.monotonic() + timeout
+        polled = False
         while True:
             self._rejoin_if_stuck()
             self._sync()
@@ -489,11 +611,12 @@ class KafkaSubscription:
             if out:
                 return out
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._closed:
+            if self._closed or (polled and remaining <= 0):
                 return []
+            polled = True
             generation = self._generation
             fetched = self._consumer.poll(
-                timeout_ms=max(int(remaining * 1000), 1), max_records=max_records
+                timeout_ms=max(int(remaining * 1000), 0), max_records=max_records
             )
             if self._generation != generation or self._generation != self._synced:
                 continue  # the assignment moved meanwhile: _sync drops this and re-seeks
@@ -507,7 +630,7 @@ class KafkaSubscription:
             if blocked:
                 self._refresh_stable(blocked)
 
-    def committed(self, offsets: Mapping[int, int]) -> None:
+    def _commit(self, offsets: Mapping[int, int]) -> None:
         owned = set(self._owned)
         commit = {
             self._tp(p): OffsetAndMetadata(o + 1, "", -1) for p, o in offsets.items() if p in owned
@@ -518,15 +641,7 @@ class KafkaSubscription:
             except KafkaError as exc:  # advisory only: the view holds the real positions
                 log.debug("kafka.commit_skipped", group=self.group, error=repr(exc))
 
-    def lag(self) -> int | None:
-        return self._lag
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._consumer.close(autocommit=False, timeout_ms=5_000)
-
-    # -- merging (polling thread only) -------------------------------------------------
+    # -- merging (fetching side only) -------------------------------------------------
 
     def _sync(self) -> None:
         """Adopt the latest assignment: empty buffers, positions from the database."""
@@ -631,13 +746,25 @@ class KafkaSubscription:
         return [q for q, buffer in self._buffers.items() if not buffer and q not in self._stable]
 
     def _refresh_stable(self, partitions: list[int]) -> None:
+        """Note the partitions read to their end: their last stable offsets, where no
+        transaction is pending (the last stable offset has reached the high
+        watermark). A partition with one pending may hold records of positions
+        below those waiting elsewhere (see the module doc): it is asked again."""
+        tps = [self._tp(p) for p in partitions]
         try:
-            ends = self._consumer.end_offsets([self._tp(p) for p in partitions], timeout_ms=5_000)
-        except KafkaError as exc:
+            ends = self._consumer.end_offsets(tps, timeout_ms=5_000)
+            if self._high_reader is None:
+                self._high_reader = tail_consumer(
+                    self.stream.bootstrap_servers,
+                    f"civic-{self.group}-high-watermark",
+                    isolation_level="read_uncommitted",
+                )
+            highs = self._high_reader.end_offsets(tps, timeout_ms=5_000)
+        except (KafkaError, OSError) as exc:
             log.warning("kafka.end_offsets_failed", group=self.group, error=repr(exc))
             return
         for tp, offset in ends.items():
-            if tp.partition in self._buffers:
+            if tp.partition in self._buffers and offset >= highs.get(tp, offset + 1):
                 self._stable[tp.partition] = offset
 
     def _resume_drained(self) -> None:

@@ -265,16 +265,54 @@ class AuditTrailProjection(Projection):
         """Every event is recorded, whatever its type (also types this code predates)."""
         self._settle(conn)
         batch = self.begin_batch(conn)
-        record = self.record
         try:
-            for envelope in events:
-                record(conn, batch, envelope)
+            self._record_all(conn, batch, events)
             self.flush_batch(conn, batch)
         except BaseException:
             self._forget()
             raise
         if batch.rows:
             self._unsettled_position = batch.rows[-1][0]
+
+    def _record_all(
+        self, conn: sqlite3.Connection, batch: AuditBatch, events: Iterable[EventEnvelope]
+    ) -> None:
+        """A row per event. It runs once per event of the whole history, so look-ups
+        are bound once per batch and known codes read straight from the dictionaries."""
+        append = batch.rows.append
+        subjects = self._subjects.get
+        known_name, name_code = self.names.known.get, self.names.code
+        known_type, type_code = self.types.known.get, self.types.code
+        for envelope in events:
+            subject = subjects(envelope.aggregate_id.int)
+            if subject is None:
+                subject = self._subject(conn, batch, envelope)
+            aggregate, volunteer, lineage = subject
+            payload = envelope.payload
+            volunteer_id = payload.get("volunteer_id")
+            if volunteer_id is not None:
+                volunteer = known_name(volunteer_id)
+                if volunteer is None:
+                    volunteer = name_code(volunteer_id)
+            actor = known_name(envelope.actor)
+            if actor is None:
+                actor = name_code(envelope.actor)
+            kind = known_type(envelope.type)
+            if kind is None:
+                kind = type_code(envelope.type)
+            append(
+                (
+                    envelope.position,
+                    round(envelope.recorded_at.timestamp() * 1_000_000),
+                    actor,
+                    aggregate,
+                    envelope.aggregate_version,
+                    kind,
+                    volunteer,
+                    lineage,
+                    summarise(payload),
+                )
+            )
 
     def _settle(self, conn: sqlite3.Connection) -> None:
         """Did the last batch commit? Its new strings are known to be stored only then."""
@@ -367,27 +405,7 @@ class AuditTrailProjection(Projection):
 
     @handles(*domain_event_classes())
     def record(self, conn: sqlite3.Connection, batch: AuditBatch, envelope: EventEnvelope) -> None:
-        subject = self._subjects.get(envelope.aggregate_id.int)
-        if subject is None:
-            subject = self._subject(conn, batch, envelope)
-        aggregate, volunteer, lineage = subject
-        payload = envelope.payload
-        volunteer_id = payload.get("volunteer_id")
-        if volunteer_id is not None:
-            volunteer = self.names.code(volunteer_id)
-        batch.rows.append(
-            (
-                envelope.position,
-                round(envelope.recorded_at.timestamp() * 1_000_000),
-                self.names.code(envelope.actor),
-                aggregate,
-                envelope.aggregate_version,
-                self.types.code(envelope.type),
-                volunteer,
-                lineage,
-                summarise(payload),
-            )
-        )
+        self._record_all(conn, batch, (envelope,))
 
 
 _HOUR_US: Final = 3_600_000_000

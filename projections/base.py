@@ -59,9 +59,20 @@ class Projection(ABC):
 
     def apply(self, conn: sqlite3.Connection, events: Sequence[EventEnvelope]) -> None:
         batch = self.begin_batch(conn)
-        handlers = self.handlers
+        handler_of = self._bound_handlers().get
         for envelope in events:
-            attr = handlers.get(envelope.type)
-            if attr is not None:
-                getattr(self, attr)(conn, batch, envelope)
+            handler = handler_of(envelope.type)
+            if handler is not None:
+                handler(conn, batch, envelope)
         self.flush_batch(conn, batch)
+
+    def _bound_handlers(self) -> dict[str, Callable[[Any, Any, EventEnvelope], None]]:
+        """Each topic's handler, bound to this projection once (not once per event)."""
+        bound: dict[str, Callable[[Any, Any, EventEnvelope], None]] | None = self.__dict__.get(
+            "_bound"
+        )
+        if bound is None:
+            bound = self.__dict__["_bound"] = {
+                topic: getattr(self, attr) for topic, attr in self.handlers.items()
+            }
+        return bound

@@ -14,6 +14,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_new = object.__new__
+_set = object.__setattr__
+
 
 class EventEnvelope(BaseModel):
     """One recorded domain event, in plain JSON types."""
@@ -32,6 +35,44 @@ class EventEnvelope(BaseModel):
         description="the event's own fields; ids as strings, times as ISO 8601"
     )
 
+    @classmethod
+    def trusted(
+        cls,
+        event_id: UUID,
+        position: int,
+        type: str,
+        version: int,
+        aggregate_id: UUID,
+        aggregate_version: int,
+        recorded_at: datetime,
+        actor: str,
+        payload: dict[str, Any],
+    ) -> EventEnvelope:
+        """An envelope of values already of the fields' types (decoded from the event
+        store, or checked by the caller): what ``model_construct`` builds with every
+        field given, in a fraction of its time (it is paid once per event of every
+        stream). The tests hold the two equal."""
+        envelope = _new(cls)
+        _set(
+            envelope,
+            "__dict__",
+            {
+                "event_id": event_id,
+                "position": position,
+                "type": type,
+                "version": version,
+                "aggregate_id": aggregate_id,
+                "aggregate_version": aggregate_version,
+                "recorded_at": recorded_at,
+                "actor": actor,
+                "payload": payload,
+            },
+        )
+        _set(envelope, "__pydantic_fields_set__", set(_FIELDS))
+        _set(envelope, "__pydantic_extra__", None)
+        _set(envelope, "__pydantic_private__", None)
+        return envelope
+
     @property
     def name(self) -> str:
         """The event class name, e.g. ``SignedUp``."""
@@ -41,3 +82,6 @@ class EventEnvelope(BaseModel):
     def aggregate_type(self) -> str:
         """The aggregate class name, e.g. ``Activity``."""
         return self.type.rsplit(":", 1)[-1].split(".")[0]
+
+
+_FIELDS = frozenset(EventEnvelope.model_fields)

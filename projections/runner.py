@@ -1,14 +1,18 @@
 """Feeds one projection from a stream, exactly once in effect.
 
-The runner polls a batch of records, drops any at or below the offset already
-applied in their partition (redelivery), applies the rest and records the new
-offsets in the same SQLite transaction. The check reads the offsets inside that
-write transaction, so two runners (or processes) writing one projection database
-serialise on SQLite's write lock and a record the other applied is a no-op.
+The runner gathers a batch of records (polls of ``poll_size`` while records are
+at hand, up to ``batch_size`` or ``gather_seconds``), drops any at or below the
+offset already applied in their partition (redelivery), applies the rest and
+records the new offsets in the same SQLite transaction. The check reads the
+offsets inside that write transaction, so two runners (or processes) writing one
+projection database serialise on SQLite's write lock and a record the other
+applied is a no-op. Large batches are what make catching up fast: a commit, the
+projection's roll-ups and its upserts are paid once per batch, not per event.
 
-A batch that fails is retried event by event; an event that keeps failing is
-parked in ``dead_letters`` with its error so the rest of the stream keeps
-flowing, and the runner reports itself unhealthy until an admin replays or
+A batch that fails is split in halves, each applied in its own transaction, down
+to the event that fails; that event is retried with back-off and, if it keeps
+failing, parked in ``dead_letters`` with its error so the rest of the stream
+keeps flowing, and the runner reports itself unhealthy until an admin replays or
 discards it.
 """
 
@@ -20,6 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Protocol, runtime_checkable
 
 import structlog
@@ -30,6 +35,12 @@ from projections.store import ViewStore
 from projections.stream import EventStream, StreamRecord, Subscription
 
 log = structlog.get_logger(__name__)
+
+BATCH_SIZE = 20_000  # events per transaction at most
+POLL_SIZE = 2_000  # records asked of the stream per poll
+GATHER_SECONDS = 0.25  # how long a batch may gather polls that return records at once
+
+_position = attrgetter("event.position")
 
 DEAD_LETTER_DDL = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -69,7 +80,9 @@ class ProjectionRunner:
         store: ViewStore,
         stream: EventStream,
         *,
-        batch_size: int = 2000,
+        batch_size: int = BATCH_SIZE,
+        poll_size: int = POLL_SIZE,
+        gather_seconds: float = GATHER_SECONDS,
         poll_timeout: float = 0.5,
         max_attempts: int = 3,
         retry_backoff: float = 0.05,
@@ -78,6 +91,8 @@ class ProjectionRunner:
         self.store = store
         self.stream = stream
         self.batch_size = batch_size
+        self.poll_size = min(poll_size, batch_size)
+        self.gather_seconds = gather_seconds
         self.poll_timeout = poll_timeout
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
@@ -146,16 +161,29 @@ class ProjectionRunner:
         log.info("projection.stopped", projection=self.name, position=self.position)
 
     def run_once(self, timeout: float | None = None) -> int:
-        """Poll one batch and apply it; returns how many events were applied."""
+        """Gather one batch and apply it; returns how many events were applied."""
         subscription = self.subscribe()
-        records = subscription.poll(
-            self.batch_size, self.poll_timeout if timeout is None else timeout
-        )
+        records = self._gather(subscription, self.poll_timeout if timeout is None else timeout)
         if not records:
             return 0
         applied = self.apply_records(records)
         subscription.committed({r.partition: r.offset for r in records})
         return applied
+
+    def _gather(self, subscription: Subscription, timeout: float) -> list[StreamRecord]:
+        """Wait up to ``timeout`` for a first poll of records, then add the records
+        the stream has at hand (polls that do not wait), up to ``batch_size`` or
+        for ``gather_seconds``: a stream that has caught up is applied at once."""
+        records = subscription.poll(self.poll_size, timeout)
+        if not records:
+            return records
+        deadline = time.monotonic() + self.gather_seconds
+        while len(records) < self.batch_size and time.monotonic() < deadline:
+            more = subscription.poll(min(self.poll_size, self.batch_size - len(records)), 0)
+            if not more:
+                break
+            records.extend(more)
+        return records
 
     def catch_up(self, timeout: float = 0.05) -> int:
         """Apply everything currently available (for tools and tests)."""
@@ -173,12 +201,8 @@ class ProjectionRunner:
             return 0
         # store order across partitions (a stream that merges partitions delivers it
         # already); within a partition positions grow with offsets, so this keeps it
-        ordered = sorted(records, key=lambda r: r.event.position)
-        try:
-            applied = self._apply(ordered)
-        except Exception:
-            log.warning("projection.batch_failed", projection=self.name, size=len(ordered))
-            applied = sum(self._apply_one_or_park(record) for record in ordered)
+        ordered = sorted(records, key=_position)
+        applied = self._apply_or_split(ordered)
         if applied:
             self.stats.batches += 1
             with self._advanced:
@@ -187,40 +211,59 @@ class ProjectionRunner:
 
     def _fresh(
         self, conn: sqlite3.Connection, records: Sequence[StreamRecord]
-    ) -> list[StreamRecord]:
+    ) -> tuple[list[StreamRecord], dict[int, tuple[int, int]]]:
         """Records above the offset *and* the position applied in their partition,
         read inside the caller's write transaction (so a concurrent writer cannot
-        slip in between). The position check drops an event published again at a
-        new offset (a relay that lost its place): positions grow along a partition."""
+        slip in between), and the (offset, position) they bring each partition to.
+        The position check drops an event published again at a new offset (a relay
+        that lost its place): positions grow along a partition."""
         applied = {
             int(row[0]): (int(row[1]), int(row[2]))
             for row in conn.execute('SELECT partition, "offset", position FROM stream_position')
         }
-        fresh = []
+        fresh: list[StreamRecord] = []
+        append = fresh.append
+        reached: dict[int, tuple[int, int]] = {}
+        partition, offset, position = -1, 0, 0
         for r in records:  # also drops a record repeated within the batch
-            offset, position = applied.get(r.partition, (-1, 0))
-            if r.offset > offset and r.event.position > position:
-                fresh.append(r)
-                applied[r.partition] = (r.offset, r.event.position)
+            if r.partition != partition:
+                if fresh and fresh[-1].partition == partition:
+                    reached[partition] = applied[partition] = (offset, position)
+                partition = r.partition
+                offset, position = applied.get(partition, (-1, 0))
+            at = r.event.position
+            if r.offset > offset and at > position:
+                append(r)
+                offset, position = r.offset, at
+        if fresh and fresh[-1].partition == partition:
+            reached[partition] = (offset, position)
         self.stats.duplicates_skipped += len(records) - len(fresh)
-        return fresh
-
-    @staticmethod
-    def _offsets(records: Sequence[StreamRecord]) -> dict[int, tuple[int, int]]:
-        offsets: dict[int, tuple[int, int]] = {}
-        for r in records:
-            offsets[r.partition] = (r.offset, r.event.position)
-        return offsets
+        return fresh, reached
 
     def _apply(self, records: Sequence[StreamRecord]) -> int:
         with self.store.transaction() as conn:
-            fresh = self._fresh(conn, records)
+            fresh, reached = self._fresh(conn, records)
             if not fresh:
                 return 0
             self.projection.apply(conn, [r.event for r in fresh])
-            self.store.save_offsets(conn, self._offsets(fresh))
+            self.store.save_offsets(conn, reached)
         self.stats.applied += len(fresh)
         return len(fresh)
+
+    def _apply_or_split(self, records: Sequence[StreamRecord]) -> int:
+        """Apply the records in one transaction; if that fails, each half in its own
+        (recursively), so the events around a poison one still apply in large
+        batches and in order, and the poison one is found in log2(n) steps."""
+        try:
+            return self._apply(records)
+        except Exception as exc:
+            if len(records) == 1:
+                return self._apply_one_or_park(records[0])
+            log.warning(
+                "projection.batch_failed", projection=self.name, size=len(records), error=repr(exc)
+            )
+            half = len(records) // 2
+            return self._apply_or_split(records[:half]) + self._apply_or_split(records[half:])
 
     def _apply_one_or_park(self, record: StreamRecord) -> int:
         error: Exception | None = None
@@ -231,10 +274,11 @@ class ProjectionRunner:
                 error = exc
                 time.sleep(self.retry_backoff * 2 ** (attempt - 1))
         with self.store.transaction() as conn:
-            if not self._fresh(conn, [record]):
+            fresh, reached = self._fresh(conn, [record])
+            if not fresh:
                 return 0
             self._park(conn, record, repr(error))
-            self.store.save_offsets(conn, self._offsets([record]))
+            self.store.save_offsets(conn, reached)
         self.stats.failures += 1
         self.stats.last_error = repr(error)
         log.error(

@@ -34,6 +34,7 @@ from rich.progress import (
 from rich.table import Table
 
 from domain.units import PracticeUnit
+from infra.heap import freeze_startup_heap
 from infra.settings import Settings
 from projections import view_files
 from projections.runner import ProjectionRunner
@@ -648,6 +649,7 @@ def projections_rebuild(
     # from the consumers keeping the live version up to date
     stream = build_stream(settings, application, group_prefix=f"civic.rebuild.{version.stem}.")
     store = ViewStore(version)
+    freeze_startup_heap()  # infra/heap.py: the whole history goes through this process
     try:
         runner = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
         with progress_bar() as progress:

@@ -123,7 +123,7 @@ def project(
     data_dir: DataDir = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Events applied per transaction at most.")
-    ] = 2000,
+    ] = 20_000,
     group_prefix: GroupPrefix = "civic.",
     session_timeout_ms: Annotated[
         int,

@@ -1,0 +1,191 @@
+"""How the runner cuts the stream into transactions: polls gathered into large
+batches, and a failing batch split in halves down to the event that fails."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.application import Application
+
+from domain.base import acting_as
+from domain.units import PracticeUnit, UnitTier
+from infra.embedded_stream import EmbeddedStream
+from projections.base import Projection
+from projections.envelope import EventEnvelope
+from projections.runner import ProjectionRunner
+from projections.store import ViewStore
+from projections.stream import StreamRecord
+from tests.unit.projection_fixtures import ACTOR
+
+
+class EventsApp(Application[UUID]):
+    """The library's application: records the units opened below."""
+
+
+class Journal(Projection):
+    """Notes each event it applies, and each transaction (``apply`` call), with its
+    size; refuses the events at ``poison`` positions (their transaction rolls back)."""
+
+    name = "journal"
+
+    def __init__(self, poison: Sequence[int] = ()) -> None:
+        self.poison = set(poison)
+        self.transactions: list[int] = []
+
+    def create_tables(self, conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS journal (position INTEGER NOT NULL)")
+
+    def begin_batch(self, conn: sqlite3.Connection) -> None:
+        return None
+
+    def flush_batch(self, conn: sqlite3.Connection, batch: Any) -> None:
+        return None
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[EventEnvelope]) -> None:
+        self.transactions.append(len(events))
+        for e in events:
+            if e.position in self.poison:
+                msg = f"refused {e.position}"
+                raise ValueError(msg)
+            conn.execute("INSERT INTO journal VALUES (?)", (e.position,))
+
+    @staticmethod
+    def positions(store: ViewStore) -> list[int]:
+        rows = store.reader().execute("SELECT position FROM journal ORDER BY rowid")
+        return [int(r[0]) for r in rows]
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> Iterator[EmbeddedStream]:
+    """1,000 events in the store (units opened, 100 per save)."""
+    app = EventsApp(
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(tmp_path / "events.db"),
+        }
+    )
+    with acting_as(ACTOR):
+        for k in range(10):
+            app.save(
+                *(
+                    PracticeUnit.open(code=f"{k}-{i}", name="站", tier=UnitTier.CENTER, parent=None)
+                    for i in range(100)
+                )
+            )
+    yield EmbeddedStream(app.recorder)
+    app.close()
+
+
+def _runner(tmp_path: Path, stream: EmbeddedStream, projection: Journal, **options: Any) -> Any:
+    store = ViewStore(tmp_path / f"{uuid4().hex}.sqlite")
+    return ProjectionRunner(projection, store, stream, retry_backoff=0.0, **options)
+
+
+def test_a_run_gathers_polls_into_one_transaction(tmp_path: Path, stream: EmbeddedStream) -> None:
+    journal = Journal()
+    runner = _runner(tmp_path, stream, journal, batch_size=700, poll_size=100)
+    assert runner.run_once(0) == 700
+    assert runner.run_once(0) == 300
+    assert journal.transactions == [700, 300]
+    assert Journal.positions(runner.store) == list(range(1, 1001))
+
+
+def test_without_time_to_gather_a_run_applies_one_poll(
+    tmp_path: Path, stream: EmbeddedStream
+) -> None:
+    journal = Journal()
+    runner = _runner(tmp_path, stream, journal, batch_size=700, poll_size=100, gather_seconds=0)
+    assert runner.run_once(0) == 100
+    assert journal.transactions == [100]
+
+
+def test_a_poison_event_is_found_by_halving_and_the_rest_applies_in_order(
+    tmp_path: Path, stream: EmbeddedStream
+) -> None:
+    journal = Journal(poison=[377])
+    runner = _runner(tmp_path, stream, journal, batch_size=1000, poll_size=1000)
+    assert runner.catch_up(0) == 999
+    assert Journal.positions(runner.store) == [p for p in range(1, 1001) if p != 377]
+    assert [d["position"] for d in runner.dead_letters()] == [377]
+    assert runner.position == 1000
+    # halving: about two transactions per level (log2(1000) = 10), then the poison
+    # event's retries; one event per transaction would have taken 1,000
+    attempts = runner.max_attempts
+    assert len(journal.transactions) <= 2 * 10 + 1 + attempts
+    assert journal.transactions[:3] == [1000, 500, 250]
+
+
+def test_two_poison_events_in_one_batch_are_both_parked(
+    tmp_path: Path, stream: EmbeddedStream
+) -> None:
+    journal = Journal(poison=[2, 999])
+    runner = _runner(tmp_path, stream, journal, batch_size=1000, poll_size=1000)
+    runner.catch_up(0)
+    assert [d["position"] for d in runner.dead_letters()] == [2, 999]
+    assert Journal.positions(runner.store) == [p for p in range(1, 1001) if p not in (2, 999)]
+    assert not runner.healthy
+
+
+# -- the embedded stream's cache of decoded records -------------------------------------
+
+
+def test_the_cache_evicts_the_least_recently_read(stream: EmbeddedStream) -> None:
+    stream.keep_decoded = 3
+    assert [r.offset for r in stream.read(0, 3)] == [1, 2, 3]
+    assert stream.decoded == 3
+    stream.read(0, 1)  # position 1 read again: now the most recently read
+    stream.read(3, 1)  # position 4 decoded: position 2 goes
+    assert stream.decoded == 4
+    stream.read(0, 1)
+    assert stream.decoded == 4  # 1 was kept
+    stream.read(1, 1)
+    assert stream.decoded == 5  # 2 was not
+
+
+def test_subscribers_reading_the_same_stretch_at_once_decode_it_once(
+    stream: EmbeddedStream,
+) -> None:
+    readers = 4
+    start = threading.Barrier(readers)
+    seen: list[list[int]] = []
+
+    def read() -> None:
+        start.wait()
+        seen.append([r.offset for r in stream.read(0, 1000)])
+
+    threads = [threading.Thread(target=read) for _ in range(readers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [list(range(1, 1001))] * readers
+    assert stream.decoded == 1000
+
+
+def test_records_come_from_the_cache_and_the_log_in_order(stream: EmbeddedStream) -> None:
+    stream.read(0, 20)  # positions 1-20 cached
+    records = stream.read(0, 50)  # 1-20 from the cache, 21-50 from the log
+    assert [r.offset for r in records] == list(range(1, 51))
+    assert stream.decoded == 50
+    assert all(isinstance(r, StreamRecord) for r in records)
+
+
+def test_records_every_subscriber_has_read_leave_the_cache(stream: EmbeddedStream) -> None:
+    ahead = stream.subscribe("ahead", lambda ps: {0: -1})
+    behind = stream.subscribe("behind", lambda ps: {0: -1})
+    assert len(ahead.poll(100, 0)) == 100  # decodes 1-100
+    assert len(behind.poll(60, 0)) == 60  # reads 1-60 from the cache
+    assert len(ahead.poll(100, 0)) == 100  # decodes 101-200; 1-60 were read by both
+    assert stream.cached == 140
+    assert stream.decoded == 200
+    assert [r.offset for r in behind.poll(40, 0)] == list(range(61, 101))  # still cached
+    assert stream.decoded == 200
+    behind.close()  # a closed subscription holds nothing back
+    ahead.poll(10, 0)
+    assert stream.cached == 10

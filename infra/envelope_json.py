@@ -32,39 +32,18 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
 import pydantic_core
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import resolve_topic
 
-_from_json = pydantic_core.from_json
+from infra.envelopes import decode_stored, event_class
+
 _to_json = pydantic_core.to_json
 _sha1 = hashlib.sha1
 _VARIANT: Final = "89ab89ab89ab89ab"  # the RFC 4122 variant nibble for each hex digit
 _VARIANT_OF: Final = dict(zip("0123456789abcdef", _VARIANT, strict=True))
-
-
-def _uuid_text(hex32: str) -> str:
-    h = hex32.lower()
-    if len(h) != 32:
-        return str(UUID(hex32))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _plain(value: Any) -> Any:
-    """Unwrap the library's typed JSON (``{"_type_": ..., "_data_": ...}``)."""
-    kind = type(value)
-    if kind is dict:
-        tag = value.get("_type_")
-        if tag is not None:
-            data = value["_data_"]
-            return _uuid_text(data) if tag == "uuid_hex" else data
-        return {k: _plain(v) for k, v in value.items()}
-    if kind is list:
-        return [_plain(v) for v in value]
-    return value
 
 
 def event_id_text(aggregate_key: bytes, version: int) -> str:
@@ -80,31 +59,10 @@ def _utc_text(iso: str) -> str:
     return _to_json(datetime.fromisoformat(iso)).decode()[1:-1]
 
 
-_CLASS_VERSIONS: dict[str, tuple[Any, int]] = {}
-
-
-def event_class(topic: str) -> tuple[Any, int]:
-    """The event class of a stored topic and its current ``class_version``."""
-    found = _CLASS_VERSIONS.get(topic)
-    if found is None:
-        cls = resolve_topic(topic)
-        found = _CLASS_VERSIONS[topic] = (cls, getattr(cls, "class_version", 1))
-    return found
-
-
 def encode_envelope(n: Notification, state: bytes | None = None) -> bytes:
     """The JSON value of the record for notification ``n`` (``state``: plaintext
     state when the store encrypts or compresses)."""
-    stored = _from_json(state if state is not None else n.state)
-    recorded_at = stored.pop("timestamp")
-    stored.pop("originator_topic", None)
-    actor = stored.pop("actor", "system")
-    version = stored.pop("class_version", 1)
-    payload = {k: _plain(v) if type(v) is dict or type(v) is list else v for k, v in stored.items()}
-    cls, current = event_class(n.topic)
-    while version < current:
-        getattr(cls, f"upcast_v{version}_v{version + 1}")(payload)
-        version += 1
+    recorded_at, actor, current, payload = decode_stored(n, state)
     aggregate_id = n.originator_id if isinstance(n.originator_id, UUID) else UUID(n.originator_id)
     return _to_json(
         {
@@ -114,8 +72,8 @@ def encode_envelope(n: Notification, state: bytes | None = None) -> bytes:
             "version": current,
             "aggregate_id": str(aggregate_id),
             "aggregate_version": n.originator_version,
-            "recorded_at": _utc_text(_plain(recorded_at)),
-            "actor": _plain(actor),
+            "recorded_at": _utc_text(recorded_at),
+            "actor": actor,
             "payload": payload,
         }
     )
@@ -280,7 +238,7 @@ class EnvelopeWriter:
                         return None
                     if len(uuids) > 100_000:
                         uuids.clear()
-                    h = data.lower()  # as encode_envelope's _uuid_text
+                    h = data.lower()  # as infra.envelopes._uuid_str writes it
                     text = uuids[data] = b'"%b-%b-%b-%b-%b"' % (
                         h[:8],
                         h[8:12],

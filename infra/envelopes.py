@@ -67,8 +67,8 @@ def _plain(value: Any) -> Any:
 _CLASSES: dict[str, tuple[Any, int]] = {}
 
 
-def _event_class(topic: str) -> tuple[Any, int]:
-    """The event class of a topic and its current version."""
+def event_class(topic: str) -> tuple[Any, int]:
+    """The event class of a stored topic and its current ``class_version``."""
     found = _CLASSES.get(topic)
     if found is None:
         cls = resolve_topic(topic)
@@ -82,18 +82,26 @@ def event_id(aggregate_id: UUID, version: int) -> UUID:
     return UUID(bytes=digest[:16], version=5)
 
 
-def envelope_from_notification(n: Notification, state: bytes | None = None) -> EventEnvelope:
-    """``state`` is the plaintext state when the store encrypts or compresses."""
+def decode_stored(n: Notification, state: bytes | None = None) -> tuple[str, Any, int, Any]:
+    """A stored event's recorded time (ISO 8601 text), actor, current version and plain
+    payload, upcast to that version. ``state`` is the plaintext state when the store
+    encrypts or compresses."""
     stored: dict[str, Any] = _from_json(state if state is not None else n.state)
     recorded_at = _plain(stored.pop("timestamp"))
     stored.pop("originator_topic", None)
     actor = _plain(stored.pop("actor", "system"))
     version = stored.pop("class_version", 1)
     payload = {k: _plain(v) if type(v) is dict or type(v) is list else v for k, v in stored.items()}
-    cls, current = _event_class(n.topic)
+    cls, current = event_class(n.topic)
     while version < current:
         getattr(cls, f"upcast_v{version}_v{version + 1}")(payload)
         version += 1
+    return recorded_at, actor, current, payload
+
+
+def envelope_from_notification(n: Notification, state: bytes | None = None) -> EventEnvelope:
+    """``state`` is the plaintext state when the store encrypts or compresses."""
+    recorded_at, actor, current, payload = decode_stored(n, state)
     aggregate_id = n.originator_id if isinstance(n.originator_id, UUID) else UUID(n.originator_id)
     return _trusted(
         event_id(aggregate_id, n.originator_version),

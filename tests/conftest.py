@@ -10,10 +10,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -55,6 +57,33 @@ def resident_id(serial: int | None = None) -> str:
     n = next(_serial) if serial is None else serial
     body = f"110105{19800101 + n // 1000:08d}{n % 1000:03d}"
     return body + _CHECK[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+
+
+# the event stores a test can run on: ``@pytest.fixture(params=STORES)`` + ``store_settings``
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def store_settings(kind: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on an event store of ``kind``: SQLite under ``tmp_path``, or a schema of
+    its own on the PostgreSQL server infra/test.sh starts (skipped without one), dropped
+    afterwards."""
+    if kind != "postgres":
+        yield Settings(data_dir=tmp_path)
+        return
+    dsn = os.environ.get("CIVIC_PG_DSN")
+    if not dsn:
+        pytest.skip("CIVIC_PG_DSN is not set (infra/test.sh starts PostgreSQL)")
+    schema = f"t_{uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield Settings(
+            data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn, postgres_schema=schema
+        )
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def bearer(token: str) -> dict[str, str]:

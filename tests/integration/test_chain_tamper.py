@@ -5,13 +5,12 @@ database (SQLite, and PostgreSQL when the suite started it) is named by
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -23,31 +22,16 @@ from services.application import CivicApplication, ConcurrencyError
 from services.audit import chain
 from services.bootstrap import build_application
 from services.principals import SYSTEM
-from tests.conftest import open_network, register_volunteer
+from tests.conftest import STORES, open_network, register_volunteer, store_settings
 
 PG_EVENTS = "civic_events"  # the library names the table after the application
 SECRET = b"test-audit-secret-0123456789abcdef-xyz"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Settings]]:
-    if request.param == "postgres":
-        dsn = os.environ.get("CIVIC_PG_DSN")
-        if not dsn:
-            pytest.skip("CIVIC_PG_DSN is not set (infra/test.sh starts PostgreSQL)")
-        schema = f"t_{uuid4().hex[:12]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        yield (
-            "postgres",
-            Settings(
-                data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn, postgres_schema=schema
-            ),
-        )
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-    else:
-        yield "sqlite", Settings(data_dir=tmp_path)
+    with store_settings(request.param, tmp_path) as settings:
+        yield request.param, settings
 
 
 @pytest.fixture

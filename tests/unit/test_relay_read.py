@@ -3,45 +3,32 @@ recorder on PostgreSQL: the same events, in the same order, either way."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
-import psycopg
 import pytest
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from infra.relay import Relay
-from infra.settings import Settings
 from services.application import CivicApplication
 from services.bootstrap import build_application
 from services.demo import DemoConfig, generate, load
+from tests.conftest import STORES, store_settings
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CivicApplication]:
-    if request.param == "postgres":
-        dsn = os.environ.get("CIVIC_PG_DSN")
-        if not dsn:
-            pytest.skip("CIVIC_PG_DSN is not set (infra/test.sh starts PostgreSQL)")
-        schema = f"t_{uuid4().hex[:12]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        settings = Settings(
-            data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn, postgres_schema=schema
+    with store_settings(request.param, tmp_path) as settings:
+        application = build_application(settings)
+        plan = generate(
+            DemoConfig(seed=5, volunteers=30, months=1),
+            document_secret=application.document_secret,
+            points_rule=application.points_rule,
         )
-    else:
-        settings = Settings(data_dir=tmp_path)
-    application = build_application(settings)
-    plan = generate(
-        DemoConfig(seed=5, volunteers=30, months=1),
-        document_secret=application.document_secret,
-        points_rule=application.points_rule,
-    )
-    assert not load(application, plan).failed
-    yield application
-    application.close()
+        assert not load(application, plan).failed
+        yield application
+        application.close()
 
 
 def test_the_relay_reads_what_the_notification_log_holds(app: CivicApplication) -> None:

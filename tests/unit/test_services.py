@@ -3,21 +3,18 @@ started the server: ``CIVIC_PG_DSN``)."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
-from uuid import UUID, uuid4
+from uuid import UUID
 
-import psycopg
 import pytest
 
 from domain.errors import ConflictError, NotFoundError
 from domain.passbook import Passbook
 from infra.event_store import GroupCommitSQLiteRecorder
-from infra.settings import Settings
 from services import commands as c
 from services.application import (
     BatchItem,
@@ -27,29 +24,19 @@ from services.application import (
 from services.bootstrap import build_application
 from services.handlers import HANDLERS
 from services.principals import SYSTEM, ForbiddenError, Principal, Role
+from tests.conftest import STORES, store_settings
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 ID_NUMBERS = ["11010519491231002X", "440524188001010014", "110101199003074477"]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CivicApplication]:
-    if request.param == "postgres":
-        dsn = os.environ.get("CIVIC_PG_DSN")
-        if not dsn:
-            pytest.skip("CIVIC_PG_DSN is not set (infra/test.sh starts PostgreSQL)")
-        schema = f"t_{uuid4().hex[:12]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        settings = Settings(
-            data_dir=tmp_path, event_store="postgres", postgres_dsn=dsn, postgres_schema=schema
-        )
-    else:
-        settings = Settings(data_dir=tmp_path)
-    application = build_application(settings)
-    application.clock = lambda: NOW
-    yield application
-    application.close()
+    with store_settings(request.param, tmp_path) as settings:
+        application = build_application(settings)
+        application.clock = lambda: NOW
+        yield application
+        application.close()
 
 
 def _network(app: CivicApplication) -> dict[str, UUID]:

@@ -14,9 +14,9 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -85,6 +85,9 @@ class ItemOutcome:
 class _Work:
     items: Sequence[BatchItem]
     principal: Principal
+    # the submitter's structlog context (its request id): the writer thread's log
+    # lines about this work carry it
+    log_context: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Run:
@@ -241,7 +244,8 @@ class CivicApplication(Application[UUID]):
         if self.executor.on_executor_thread():  # a command that runs a command
             msg = "commands cannot be submitted from inside a command"
             raise RuntimeError(msg)
-        return self.executor.submit(_Work(items, principal), size=max(1, len(items)))
+        work = _Work(items, principal, structlog.contextvars.get_contextvars())
+        return self.executor.submit(work, size=max(1, len(items)))
 
     def _run_group(self, jobs: Sequence[Job[_Work, list[ItemOutcome]]]) -> None:
         """Run every waiting job in one unit of work and commit all their events in one
@@ -347,7 +351,11 @@ class CivicApplication(Application[UUID]):
                 except StaleUnitOfWorkError:
                     raise  # the whole group runs again (see _attempt)
                 except Exception as exc:
-                    log.exception("command.failed", command=type(run.items[i].command).__name__)
+                    log.exception(
+                        "command.failed",
+                        command=type(run.items[i].command).__name__,
+                        **run.job.work.log_context,
+                    )
                     uow.discard_item()
                     uow.rollback_to(mark)
                     run.failed = exc

@@ -9,6 +9,8 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from domain.passbook import Passbook
 from infra.settings import Settings
@@ -176,6 +178,32 @@ def test_an_unexpected_error_fails_its_job_alone_and_leaves_the_cache_clean(
     assert isinstance(jobs[1].future.exception(5), RuntimeError)
     assert _stored_balance(app, v) == 3  # 2 + 1: nothing of the failed job
     assert app.repository.get(Passbook.create_id(v)).balance == 3
+
+
+def test_a_failing_command_is_logged_with_the_request_that_submitted_it(
+    app: CivicApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = _volunteer(app)
+
+    def crash(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> object:
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setitem(HANDLERS, c.AwardPoints, crash)
+    with capture_logs() as logs:
+        with structlog.contextvars.bound_contextvars(request_id="req-42"):
+            future = app.submit(_award(v, 3), SYSTEM)  # in the request's context, as a route
+        with pytest.raises(RuntimeError):
+            future.result(5)
+    # the writer thread's line names the request (the writer thread has no context of its own)
+    assert [line for line in logs if line["event"] == "command.failed"] == [
+        {
+            "event": "command.failed",
+            "command": "AwardPoints",
+            "request_id": "req-42",
+            "log_level": "error",
+            "exc_info": True,
+        }
+    ]
 
 
 def test_a_cache_made_stale_by_another_process_turns_into_a_retry(

@@ -103,6 +103,20 @@ _DATETIME_ISO: Final = b'datetime_iso","_data_":"'
 _DECIMAL_STR: Final = b'decimal_str","_data_":"'
 
 
+def _exponent_outside_strings(state: bytes, start: int, end: int) -> bool:
+    """Whether ``state[start:end]`` (which starts outside any string) holds a float in
+    exponent form. A match inside a string (base64 ciphertext can read ``7e-3``) does
+    not count: an even number of quotes before it puts it outside. With a backslash
+    before it (an escaped quote?), it counts: the slower path is always right."""
+    pos = start
+    while (match := _EXPONENT.search(state, pos, end)) is not None:
+        before = state[start : match.start()]
+        if before.count(b'"') % 2 == 0 or b"\\" in before:
+            return True
+        pos = match.end()
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class AggregateRef:
     """What every envelope of one aggregate repeats."""
@@ -175,7 +189,7 @@ class EnvelopeWriter:
             end = len(state) - 1
         if (
             (created is None and state.find(b'"originator_topic":', start, end) >= 0)
-            or _EXPONENT.search(state, start, end) is not None
+            or _exponent_outside_strings(state, start, end)
             or (state.find(b"\\", start, end) >= 0 and _ESCAPE.search(state, start, end))
         ):
             return self._parse(position, aggregate, version, topic, state)

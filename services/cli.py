@@ -541,24 +541,33 @@ def _dead_letter_count(runner: ProjectionRunner) -> int:
     return int(row[0])
 
 
+# How long a catch-up waits for the stream before it calls itself stalled: longer for
+# the first records (a Kafka consumer group's first join can take seconds) than
+# between batches.
+FIRST_RECORDS_PATIENCE = 30.0
+IDLE_PATIENCE = 2.0
+
+
 def catch_up(runner: ProjectionRunner, progress: Progress, description: str | None = None) -> int:
-    """Apply everything up to the head, showing progress; returns events applied."""
+    """Apply everything up to the head, showing progress; returns events applied (the
+    runner's position tells whether it reached the head: a stalled stream stops it)."""
     head = runner.stream.head()
     task = progress.add_task(description or runner.name, total=max(head, 1))
     progress.update(task, completed=min(runner.position, head))
-    applied = idle = 0
+    applied = 0
+    last_record = time.monotonic()
     while True:
         n = runner.run_once(timeout=0.0)
         applied += n
         head = max(head, runner.stream.head())
         progress.update(task, total=max(head, 1), completed=min(runner.position, head))
         if n:
-            idle = 0
+            last_record = time.monotonic()
             continue
         if runner.position >= head:
             break
-        idle += 1
-        if idle > 40:  # the stream has nothing more for us (e.g. a gap at its end)
+        patience = IDLE_PATIENCE if applied else FIRST_RECORDS_PATIENCE
+        if time.monotonic() - last_record > patience:  # nothing more for us (a gap?)
             log.warning("projection.catch_up_stalled", projection=runner.name, head=head)
             break
         time.sleep(0.05)
@@ -654,8 +663,14 @@ def projections_rebuild(
         runner = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
         with progress_bar() as progress:
             applied = catch_up(runner, progress, f"rebuilding {name}")
-        position = runner.position
+        position, head = runner.position, stream.head()
         runner.stop()
+        if position < head:  # never swap in a version that stopped short of the head
+            raise fail(
+                f"rebuilding {name} stalled at position {position} of {head}; "
+                "nothing was swapped (the live version keeps serving): check the stream "
+                "(for Kafka: the broker, and that the relay has published) and run it again"
+            )
     except BaseException:
         _close_store(store)
         view_files.remove_database(version)

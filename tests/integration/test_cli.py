@@ -139,6 +139,35 @@ def test_demo_catch_up_status_and_rebuild(civic: Any, data_dir: Path) -> None:
     assert civic("projections", "dead-letters", "leaderboard", "--replay", "3", ok=False).exit_code
 
 
+def test_a_rebuild_that_stalls_short_of_the_head_swaps_nothing_in(
+    civic: Any, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    civic("demo", "--volunteers", "20", "--months", "1", "--seed", "5")
+    civic("projections", "catch-up")
+    views = data_dir / "views"
+    live = live_path(views, "leaderboard")
+    before = view_rows(live)
+    real_build_stream = cli.build_stream
+
+    def stream_that_promises_more(*args: Any, **kwargs: Any) -> Any:
+        # a stream whose head lies beyond what it delivers (as a Kafka topic whose
+        # consumer cannot fetch): the rebuild must not swap in what it got
+        stream = real_build_stream(*args, **kwargs)
+        real_head = stream.head
+        stream.head = lambda: real_head() + 5
+        return stream
+
+    monkeypatch.setattr(cli, "build_stream", stream_that_promises_more)
+    monkeypatch.setattr(cli, "IDLE_PATIENCE", 0.2)
+    monkeypatch.setattr(cli, "FIRST_RECORDS_PATIENCE", 0.2)
+    stalled = civic("projections", "rebuild", "leaderboard", ok=False)
+    assert stalled.exit_code == 1
+    assert "stalled at position" in stalled.output and "nothing was swapped" in stalled.output
+    assert live_path(views, "leaderboard") == live
+    assert view_rows(live) == before
+    assert [p.name for p in views.glob("leaderboard*.sqlite*")] == [live.name]
+
+
 def test_rebuild_offered_to_a_server_that_does_not_take_it_times_out(
     civic: Any, data_dir: Path
 ) -> None:

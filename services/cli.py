@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -548,9 +549,16 @@ FIRST_RECORDS_PATIENCE = 30.0
 IDLE_PATIENCE = 2.0
 
 
-def catch_up(runner: ProjectionRunner, progress: Progress, description: str | None = None) -> int:
-    """Apply everything up to the head, showing progress; returns events applied (the
-    runner's position tells whether it reached the head: a stalled stream stops it)."""
+@dataclass(frozen=True)
+class CaughtUp:
+    applied: int  # events applied
+    stalled: bool  # the stream stopped delivering short of the head it reported
+
+
+def catch_up(
+    runner: ProjectionRunner, progress: Progress, description: str | None = None
+) -> CaughtUp:
+    """Apply everything up to the head, showing progress."""
     head = runner.stream.head()
     task = progress.add_task(description or runner.name, total=max(head, 1))
     progress.update(task, completed=min(runner.position, head))
@@ -569,10 +577,10 @@ def catch_up(runner: ProjectionRunner, progress: Progress, description: str | No
         patience = IDLE_PATIENCE if applied else FIRST_RECORDS_PATIENCE
         if time.monotonic() - last_record > patience:  # nothing more for us (a gap?)
             log.warning("projection.catch_up_stalled", projection=runner.name, head=head)
-            break
+            return CaughtUp(applied, stalled=True)
         time.sleep(0.05)
     progress.update(task, completed=max(head, 1))
-    return applied
+    return CaughtUp(applied, stalled=False)
 
 
 @projections_app.command("status")
@@ -629,8 +637,9 @@ def projections_catch_up(data_dir: DataDir = None) -> None:
         )
     with _runners(settings) as runners, progress_bar() as progress:
         totals = {name: catch_up(runner, progress) for name, runner in runners.items()}
-    for name, n in totals.items():
-        typer.echo(f"{name}: applied {n} events")
+    for name, caught_up in totals.items():
+        stalled = " (stalled short of the head: see the log)" if caught_up.stalled else ""
+        typer.echo(f"{name}: applied {caught_up.applied} events{stalled}")
 
 
 @projections_app.command("rebuild")
@@ -662,12 +671,12 @@ def projections_rebuild(
     try:
         runner = ProjectionRunner(factory(timezone=settings.timezone), store, stream)
         with progress_bar() as progress:
-            applied = catch_up(runner, progress, f"rebuilding {name}")
-        position, head = runner.position, stream.head()
+            caught_up = catch_up(runner, progress, f"rebuilding {name}")
+        applied, position = caught_up.applied, runner.position
         runner.stop()
-        if position < head:  # never swap in a version that stopped short of the head
+        if caught_up.stalled:  # never swap in a version that stopped short of the head
             raise fail(
-                f"rebuilding {name} stalled at position {position} of {head}; "
+                f"rebuilding {name} stalled at position {position} of {stream.head()}; "
                 "nothing was swapped (the live version keeps serving): check the stream "
                 "(for Kafka: the broker, and that the relay has published) and run it again"
             )

@@ -118,12 +118,12 @@ def _checked_idempotency_key(key: str | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class WriteContext:
     """Everything a write route needs besides its command: who asks, the retry key,
-    the request id, the platform, and the response whose headers it sets."""
+    the platform, and the response whose headers it sets. (The request id reaches the
+    writer's log lines through the structlog context ``submit`` captures.)"""
 
     platform: Platform
     principal: Principal
     idempotency_key: str | None
-    request_id: str | None
     response: Response
 
 
@@ -138,12 +138,10 @@ async def write_context(
     of their own (FastAPI solves each dependency at a cost of tens of microseconds
     per request: this leaves two per write, this one and the bearer scheme)."""
     principal = await _principal(request, credentials)
-    state = request.scope.get("state") or {}
     return WriteContext(
         platform=request.app.state.platform,
         principal=principal,
         idempotency_key=_checked_idempotency_key(key),
-        request_id=state.get("request_id"),
         response=response,
     )
 

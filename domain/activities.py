@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
@@ -14,6 +14,7 @@ from domain.base import CivicAggregate, name_id
 from domain.categories import Category
 from domain.errors import ConflictError, RuleViolationError
 from domain.points import HoursSource
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
 
@@ -168,7 +169,7 @@ class Activity(CivicAggregate):
             raise RuleViolationError("an hour cap must be positive", code="bad-hour-cap")
         return cls._create(
             cls.Published,
-            id=activity_id or uuid4(),
+            id=activity_id or new_id(),
             unit_id=unit.id,
             unit_path=unit.lineage,
             title=title,

@@ -11,13 +11,14 @@ confirmation stays in the history untouched.
 from __future__ import annotations
 
 from enum import StrEnum
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.activities import Activity
 from domain.base import CivicAggregate
 from domain.errors import ConflictError
+from domain.randomness import new_id
 
 
 class CorrectionStatus(StrEnum):
@@ -59,7 +60,7 @@ class ServiceCorrectionRequest(CivicAggregate):
         recorded = activity.check_correction(volunteer_id, minutes)
         return cls._create(
             cls.Requested,
-            id=correction_id or uuid4(),
+            id=correction_id or new_id(),
             activity_id=activity.id,
             volunteer_id=volunteer_id,
             unit_path=activity.lineage,

@@ -20,13 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import CivicAggregate, name_id
 from domain.categories import Category
 from domain.errors import ConflictError, RuleViolationError
+from domain.randomness import new_id
 from domain.service_menu import MenuItem
 from domain.teams import Team
 from domain.units import PracticeUnit
@@ -192,7 +193,7 @@ class ServiceOrder(CivicAggregate):
             )
         return cls._create(
             cls.Placed,
-            id=order_id or uuid4(),
+            id=order_id or new_id(),
             menu_item_id=item.id,
             unit_id=item.unit_id,
             unit_path=item.lineage,

@@ -114,12 +114,13 @@ class Passbook(CivicAggregate):
         self.redemptions: dict[UUID, Spend] = {}
         self.earned = 0
         self.earned_minutes = 0
+        self._balance = 0  # the sum of every lot's ``remaining``, kept as they change
 
     # -- queries -----------------------------------------------------------------
 
     @property
     def balance(self) -> int:
-        return sum(lot.remaining for lot in self.lots.values())
+        return self._balance
 
     def has_award_for(self, source_id: UUID) -> bool:
         return source_id in self.sources
@@ -179,6 +180,7 @@ class Passbook(CivicAggregate):
     ) -> None:
         self.sources.add(source_id)
         self.lots[lot_id] = Lot(lot_id, kind, points, points, awarded_at, expires_at)
+        self._balance += points
         if kind in (AwardKind.SERVICE, AwardKind.CORRECTION):
             self.earned += points
             self.earned_minutes += minutes
@@ -321,3 +323,4 @@ class Passbook(CivicAggregate):
     def _apply_spend(self, spend: Spend, sign: int) -> None:
         for lot_id, points in spend:
             self.lots[lot_id].remaining += sign * points
+            self._balance += sign * points

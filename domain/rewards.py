@@ -3,12 +3,13 @@ cost in points and a limited stock, listed per unit."""
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import CivicAggregate
 from domain.errors import ConflictError, RuleViolationError
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 
 
@@ -55,7 +56,7 @@ class Reward(CivicAggregate):
             raise RuleViolationError("stock cannot be negative", code="bad-stock")
         return cls._create(
             cls.Listed,
-            id=reward_id or uuid4(),
+            id=reward_id or new_id(),
             unit_id=unit.id,
             unit_path=unit.lineage,
             name=name,

@@ -7,13 +7,14 @@ deadlines per step of the order loop (overriding the network's defaults).
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import CivicAggregate
 from domain.categories import Category
 from domain.errors import ConflictError, RuleViolationError
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 
 STEPS = ("review", "dispatch", "accept", "complete")
@@ -75,7 +76,7 @@ class MenuItem(CivicAggregate):
             raise RuleViolationError("points per hour cannot be negative", code="bad-points")
         return cls._create(
             cls.Added,
-            id=item_id or uuid4(),
+            id=item_id or new_id(),
             unit_id=unit.id,
             unit_path=unit.lineage,
             category=category.value,

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import CivicAggregate
 from domain.categories import Category
 from domain.errors import ConflictError, RuleViolationError
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
 
@@ -111,7 +112,7 @@ class Team(CivicAggregate):
         _ensure_can_serve(leader, unit.id)
         return cls._create(
             cls.Formed,
-            id=team_id or uuid4(),
+            id=team_id or new_id(),
             unit_id=unit.id,
             unit_path=unit.lineage,
             name=name,

@@ -14,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import CivicAggregate
 from domain.errors import ConflictError, NotFoundError, RuleViolationError
 from domain.funds import check_amount
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 
 MIN_SCORE, MAX_SCORE = 0, 100
@@ -140,7 +141,7 @@ class VentureCall(CivicAggregate):
             raise RuleViolationError("the deadline must be in the future", code="bad-deadline")
         return cls._create(
             cls.Opened,
-            id=call_id or uuid4(),
+            id=call_id or new_id(),
             unit_id=unit.id,
             unit_path=unit.lineage,
             title=title,
@@ -226,7 +227,7 @@ class VentureCall(CivicAggregate):
                 f"{requested_fen} fen requested, the call's budget is {self.budget_fen}",
                 code="exceeds-budget",
             )
-        pid = project_id or uuid4()
+        pid = project_id or new_id()
         if pid in self.projects:
             raise ConflictError("a project with this id exists", code="project-exists")
         self._submit(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.domain import event
 
@@ -25,6 +25,7 @@ from domain.base import CivicAggregate, name_id
 from domain.errors import ConflictError, RuleViolationError
 from domain.passbook import AwardKind, Passbook
 from domain.points import ExpiryPolicy
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
 
@@ -103,7 +104,7 @@ class Wish(CivicAggregate):
             raise RuleViolationError("a wish refers to its resident", code="resident-required")
         return cls._create(
             cls.Posted,
-            id=wish_id or uuid4(),
+            id=wish_id or new_id(),
             unit_id=unit.id,
             unit_path=unit.lineage,
             title=title,

@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from domain.randomness import random_bytes
+
 TOKEN_PREFIX: Final = "pii1."  # noqa: S105 - a format marker, not a secret
 ERASED: Final = "[erased]"
 _NONCE: Final = 12
@@ -119,7 +121,7 @@ class PersonalDataVault:
         key = self._key(subject, create=True)
         if key is None:
             raise SubjectErasedError(str(subject))
-        nonce = os.urandom(_NONCE)
+        nonce = random_bytes(_NONCE)
         sealed = key.encrypt(nonce, value.encode(), _aad(subject, field))
         return TOKEN_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
 
@@ -214,8 +216,8 @@ class PersonalDataVault:
             return key
 
     def _create(self, subject: UUID) -> AESGCM:
-        data_key = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(_NONCE)
+        data_key = random_bytes(32)  # a 256-bit AES key, as AESGCM.generate_key reads it
+        nonce = random_bytes(_NONCE)
         wrapped = nonce + self._master.encrypt(nonce, data_key, _wrap_aad(subject))
         self._conn.execute(
             "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) VALUES (?, ?, ?) "

@@ -5,10 +5,11 @@ A donor's name is personal data: it is sealed with the movement's own key
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from domain.errors import ConflictError
 from domain.funds import Fund
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 from services import commands as c
 from services import personal_data as pd
@@ -44,7 +45,7 @@ def _movement(fund: Fund, movement_id: UUID, direction: str, amount_fen: int) ->
 
 def receive_money(cmd: c.ReceiveMoney, uow: UnitOfWork, ctx: Context) -> Result:
     fund = _fund_for_write(uow, ctx, cmd.fund_id)
-    movement_id = cmd.movement_id or uuid4()
+    movement_id = cmd.movement_id or new_id()
     fund.receive(
         movement_id=movement_id,
         amount_fen=cmd.amount_fen,
@@ -58,7 +59,7 @@ def receive_money(cmd: c.ReceiveMoney, uow: UnitOfWork, ctx: Context) -> Result:
 
 def disburse_money(cmd: c.DisburseMoney, uow: UnitOfWork, ctx: Context) -> Result:
     fund = _fund_for_write(uow, ctx, cmd.fund_id)
-    movement_id = cmd.movement_id or uuid4()
+    movement_id = cmd.movement_id or new_id()
     fund.disburse(
         movement_id=movement_id,
         amount_fen=cmd.amount_fen,

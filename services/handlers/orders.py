@@ -13,12 +13,13 @@ the fact, then deletes the key.
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from domain.errors import ConflictError
 from domain.orders import ServiceOrder
 from domain.passbook import AwardKind, Passbook
 from domain.points import HoursSource
+from domain.randomness import new_id
 from domain.service_menu import MenuItem
 from domain.teams import Team
 from domain.units import PracticeUnit
@@ -38,7 +39,7 @@ def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, ctx: Context) -> Result:
     ctx.principal.ensure_can_write(item.lineage)
     if cmd.order_id is not None and uow.find(ServiceOrder, cmd.order_id) is not None:
         raise ConflictError("an order with this id exists", code="order-exists")
-    order_id = cmd.order_id or uuid4()  # the vault subject: chosen before sealing
+    order_id = cmd.order_id or new_id()  # the vault subject: chosen before sealing
     vault = ctx.vault
     order = ServiceOrder.place(
         item=item,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from domain.errors import ConflictError, RuleViolationError
 from domain.passbook import AwardKind, Passbook
+from domain.randomness import new_id
 from services import commands as c
 from services.handlers.base import Context, Handler, Result
 from services.unit_of_work import UnitOfWork
@@ -19,7 +20,7 @@ def _passbook_for_write(uow: UnitOfWork, ctx: Context, volunteer_id: UUID) -> Pa
 
 def award_points(cmd: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
     passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
-    award_id = cmd.award_id or uuid4()
+    award_id = cmd.award_id or new_id()
     lot_id = passbook.award(
         points=cmd.points,
         kind=AwardKind.MANUAL,
@@ -40,7 +41,7 @@ def award_points(cmd: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
 def adjust_points(cmd: c.AdjustPoints, uow: UnitOfWork, ctx: Context) -> Result:
     ctx.principal.ensure_admin()
     passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
-    adjustment_id = cmd.adjustment_id or uuid4()
+    adjustment_id = cmd.adjustment_id or new_id()
     if cmd.delta == 0:
         raise RuleViolationError("an adjustment must change the balance", code="bad-points")
     if cmd.delta > 0:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from domain.errors import ConflictError
 from domain.passbook import Passbook
+from domain.randomness import new_id
 from domain.redemptions import Redemption, redeem
 from domain.rewards import Reward
 from domain.units import PracticeUnit
@@ -58,7 +59,7 @@ def redeem_reward(cmd: c.Redeem, uow: UnitOfWork, ctx: Context) -> Result:
     reward = _reward_for_write(uow, ctx, cmd.reward_id)
     volunteer = uow.get(Volunteer, cmd.volunteer_id)
     passbook = uow.get(Passbook, Passbook.create_id(volunteer.id))
-    redemption_id = cmd.redemption_id or uuid4()
+    redemption_id = cmd.redemption_id or new_id()
     if uow.find(Redemption, redemption_id) is not None:
         raise ConflictError("a redemption with this id exists", code="redemption-exists")
     redemption = redeem(

@@ -7,10 +7,11 @@ wish's own key (``services/personal_data.py``) before the domain sees them."""
 
 from __future__ import annotations
 
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from domain.errors import ConflictError
 from domain.passbook import Passbook
+from domain.randomness import new_id
 from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
 from domain.wishes import Wish, confirm_wish
@@ -25,7 +26,7 @@ def post_wish(cmd: c.PostWish, uow: UnitOfWork, ctx: Context) -> Result:
     ctx.principal.ensure_can_write(unit.lineage)
     if cmd.wish_id is not None and uow.find(Wish, cmd.wish_id) is not None:
         raise ConflictError("a wish with this id exists", code="wish-exists")
-    wish_id = cmd.wish_id or uuid4()  # the vault subject: chosen before sealing
+    wish_id = cmd.wish_id or new_id()  # the vault subject: chosen before sealing
     resident_ref = pd.seal(ctx.vault, wish_id, pd.RESIDENT_REF, cmd.resident_ref.strip())
     wish = Wish.post(
         unit=unit,

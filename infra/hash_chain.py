@@ -35,6 +35,8 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import Notification, StoredEvent
 
+from infra.sqlite_rows import insert_rows
+
 log = structlog.get_logger(__name__)
 
 GENESIS = bytes(32)
@@ -212,10 +214,7 @@ class SQLiteChainTable:
         if not ids:
             return
         new = links_for(self._head(cursor), ids, events)
-        cursor.executemany(
-            f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608 - fixed name
-            [_values(k) for k in new],
-        )
+        insert_rows(cursor, TABLE, 6, [_values(k) for k in new])  # one statement, not one a row
 
     def links(self, after: int, limit: int) -> list[ChainLink]:
         with self.datastore.transaction(commit=False) as c:

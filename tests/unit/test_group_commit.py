@@ -11,10 +11,15 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteDatastore
 
-from infra.event_store import GroupCommitSQLiteRecorder
+from infra.event_store import (
+    GroupCommitSQLiteRecorder,
+    IdempotencyKeyTakenError,
+    IdempotencyRecord,
+)
+from infra.hash_chain import verify_chain
 
 TOPIC = "tests:Event"
 
@@ -59,3 +64,53 @@ def test_concurrent_calls_all_commit_once(recorder):
     assert every == list(range(1, threads * calls + 1))
     assert recorder.calls_committed == threads * calls
     assert recorder.groups_committed <= threads * calls
+
+
+def _rows(recorder: GroupCommitSQLiteRecorder, sql: str) -> list[tuple[object, ...]]:
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute(sql)
+        return [tuple(row) for row in c.fetchall()]
+
+
+def test_a_large_call_is_inserted_in_order_with_the_positions_returned(recorder):
+    first = recorder.insert_events([_event() for _ in range(3)])
+    events = [StoredEvent(uuid4(), v, TOPIC, f'{{"n":{v}}}'.encode()) for v in range(1, 501)]
+    ids = recorder.insert_events(events)  # several multi-row statements
+    assert first == [1, 2, 3]
+    assert ids == list(range(4, 504))
+    stored = _rows(
+        recorder,
+        "SELECT rowid, originator_id, originator_version FROM stored_events ORDER BY rowid",
+    )
+    expected = [
+        (i, e.originator_id.hex, e.originator_version) for i, e in zip(ids, events, strict=True)
+    ]
+    assert stored[3:] == expected
+    links = _rows(recorder, "SELECT notification_id, prev_id FROM event_chain ORDER BY 1")
+    assert links == [(n, n - 1) for n in range(1, 504)]
+
+    def read(after: int, limit: int) -> list[Notification]:
+        return list(recorder.select_notifications(after + 1, limit))
+
+    report = verify_chain(read, recorder.chain)
+    assert report.ok
+    assert report.events == 503
+
+
+def test_a_conflicting_call_leaves_nothing_and_names_the_taken_key(recorder):
+    def record(key: str) -> IdempotencyRecord:
+        return IdempotencyRecord("scope", key, "fp", "{}")
+
+    recorder.insert_events([_event()], idempotency=[record("a"), record("b")])
+    taken = [record(k) for k in ("c", "b", "d")]
+    with pytest.raises(IdempotencyKeyTakenError) as failed:
+        recorder.insert_events([_event(), _event()], idempotency=taken)
+    assert failed.value.key == "b"
+    with pytest.raises(IdempotencyKeyTakenError) as repeated:
+        recorder.insert_events([_event()], idempotency=[record("e"), record("e")])
+    assert repeated.value.key == "e"
+    assert _rows(recorder, "SELECT key, position FROM idempotency_keys ORDER BY key") == [
+        ("a", 1),
+        ("b", 1),
+    ]
+    assert recorder.insert_events([_event()]) == [2]  # the failed calls left no gap

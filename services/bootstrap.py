@@ -117,6 +117,7 @@ def runner_factory(
 
     def make(name: str, path: Path) -> ProjectionRunner:
         projection = PROJECTIONS[name](timezone=settings.timezone)
+        options.setdefault("linger", settings.projection_linger)
         return ProjectionRunner(projection, ViewStore(path), stream, **options)
 
     return make

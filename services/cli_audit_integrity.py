@@ -63,7 +63,7 @@ def _with_audit_trail(settings: Settings) -> Iterator[tuple[CivicApplication, sq
             head = app.head()
             idle = 0
             while runner.position < head and idle < 40:
-                idle = 0 if runner.run_once(timeout=0.05) else idle + 1
+                idle = 0 if runner.run_once(timeout=0.05, linger=0) else idle + 1
             if runner.position < head:
                 raise fail(f"the audit trail stopped at {runner.position} of {head}")
             yield app, runner.store.reader()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,54 @@ def test_records_every_subscriber_has_read_leave_the_cache(stream: EmbeddedStrea
     behind.close()  # a closed subscription holds nothing back
     ahead.poll(10, 0)
     assert stream.cached == 10
+
+
+def _open_unit(stream: EmbeddedStream, code: str) -> int:
+    """Record one more event and wake the stream's subscribers, as the event store's
+    writer does after a commit; returns its position."""
+    with acting_as(ACTOR):
+        unit = PracticeUnit.open(code=code, name="站", tier=UnitTier.CENTER, parent=None)
+    mapper = EventsApp().mapper  # the library's own mapping of events to stored events
+    stream.recorder.insert_events([mapper.to_stored_event(e) for e in unit.collect_events()])
+    head = int(stream.recorder.max_notification_id() or 0)
+    stream.notify(head)
+    return head
+
+
+def _until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_caught_up_runner_lingers_and_applies_what_came_meanwhile_at_once(
+    tmp_path: Path, stream: EmbeddedStream
+) -> None:
+    journal = Journal()
+    runner = _runner(tmp_path, stream, journal, linger=2.0)
+    runner.catch_up()  # the history, without lingering
+    runner.start()
+    try:
+        first = _open_unit(stream, "a")
+        _until(lambda: runner.subscribe().after == first)  # read, and lingering
+        second = _open_unit(stream, "b")
+        _until(lambda: runner.position == second)
+    finally:
+        runner.stop()
+    assert journal.transactions[-1] == 2  # not [.., 1, 1]: one transaction for both
+    assert Journal.positions(runner.store)[-2:] == [first, second]
+
+
+def test_a_reader_waiting_for_a_position_cuts_the_linger_short(
+    tmp_path: Path, stream: EmbeddedStream
+) -> None:
+    runner = _runner(tmp_path, stream, Journal(), linger=60.0)
+    runner.catch_up()
+    runner.start()
+    try:
+        position = _open_unit(stream, "a")
+        _until(lambda: runner.subscribe().after == position)
+        assert runner.wait_for(position, timeout=10.0)  # not after the 60 s linger
+    finally:
+        runner.stop()

@@ -74,8 +74,9 @@ class Settings(BaseSettings):
 
     # API behaviour
     read_wait_timeout: float = Field(default=5.0, ge=0, le=30)
-    # seconds a caught-up read model waits for more commits before applying what came
-    # (projections/runner.py); readers waiting for a position cut it short
+    # seconds a caught-up read model in the API process (`civic serve`) waits for more
+    # commits before applying what came (projections/runner.py); readers waiting for a
+    # position cut it short. `civic project` runs its read model without lingering.
     projection_linger: float = Field(default=0.05, ge=0, le=1)
     max_body_bytes: int = 1_048_576
     max_batch_items: int = 5_000

@@ -163,7 +163,10 @@ def project(
         session_timeout_ms=session_timeout_ms,
         consumer_options={"group_instance_id": group_instance_id} if group_instance_id else None,
     )
-    make = runner_factory(settings, stream, batch_size=batch_size)
+    # no lingering: in a process of its own a runner shares the interpreter with no
+    # API, and the consumer's fetch already gathers (CIVIC_PROJECTION_LINGER is for
+    # the runners inside `civic serve`)
+    make = runner_factory(settings, stream, batch_size=batch_size, linger=0.0)
     runners = {name: make(name, live_path(settings.views_dir, name))}
     swapper = build_swapper(settings, runners, make)  # follows `civic projections rebuild`
     freeze_startup_heap()

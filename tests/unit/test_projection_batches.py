@@ -17,11 +17,13 @@ from eventsourcing.application import Application
 from domain.base import acting_as
 from domain.units import PracticeUnit, UnitTier
 from infra.embedded_stream import EmbeddedStream
+from infra.settings import Settings
 from projections.base import Projection
 from projections.envelope import EventEnvelope
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import StreamRecord
+from services.bootstrap import runner_factory
 from tests.unit.projection_fixtures import ACTOR
 
 
@@ -241,3 +243,12 @@ def test_a_reader_waiting_for_a_position_cuts_the_linger_short(
         assert runner.wait_for(position, timeout=10.0)  # not after the 60 s linger
     finally:
         runner.stop()
+
+
+def test_the_api_processs_runners_linger_as_configured(
+    tmp_path: Path, stream: EmbeddedStream
+) -> None:
+    settings = Settings(data_dir=tmp_path, projection_linger=0.2)
+    make = runner_factory(settings, stream)
+    assert make("leaderboard", tmp_path / "leaderboard.sqlite").linger == 0.2
+    assert _runner(tmp_path, stream, Journal()).linger == 0  # a runner's own default

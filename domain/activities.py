@@ -287,6 +287,7 @@ class Activity(CivicAggregate):
     def check_in(self, volunteer_id: UUID, at: datetime) -> None:
         self._ensure_published()
         attendance = self._enrolled(volunteer_id)
+        self._ensure_not_confirmed(attendance)
         if attendance.checked_in_at is not None:
             raise ConflictError("already checked in", code="already-checked-in")
         if at < self.starts_at - CHECKIN_OPENS_BEFORE_START:
@@ -302,6 +303,7 @@ class Activity(CivicAggregate):
     def check_out(self, volunteer_id: UUID, at: datetime) -> None:
         self._ensure_published()
         attendance = self._enrolled(volunteer_id)
+        self._ensure_not_confirmed(attendance)
         if attendance.checked_in_at is None:
             raise ConflictError("not checked in", code="not-checked-in")
         if attendance.checked_out_at is not None:
@@ -313,6 +315,16 @@ class Activity(CivicAggregate):
     @event(CheckedOut)
     def _check_out(self, volunteer_id: UUID, at: datetime) -> None:
         self.attendance[volunteer_id].checked_out_at = at
+
+    @staticmethod
+    def _ensure_not_confirmed(attendance: Attendance) -> None:
+        """Attendance is frozen once the service is confirmed: the confirmed minutes
+        rest on it (a correction is the way to change them)."""
+        if attendance.confirmed:
+            raise ConflictError(
+                "service already confirmed; attendance can no longer change",
+                code="already-confirmed",
+            )
 
     def attended_minutes(self, volunteer_id: UUID) -> int | None:
         a = self.attendance.get(volunteer_id)

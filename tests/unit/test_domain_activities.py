@@ -114,6 +114,29 @@ def test_checked_in_but_not_out_cannot_be_confirmed() -> None:
     assert err.value.code == "not-checked-out"
 
 
+def test_attendance_is_frozen_once_the_service_is_confirmed() -> None:
+    """Found by the stateful property test: organizer-entered hours confirmed, then a
+    one-minute check-in and check-out left 30 confirmed minutes over 1 attended."""
+    _, _, station = network()
+    a, v = activity(station), volunteer(station)
+    a.sign_up(v, BEFORE)
+    a.confirm_service(v.id, minutes=30, people_served=0, now=START + timedelta(days=1))
+    with pytest.raises(ConflictError) as err:
+        a.check_in(v.id, START)
+    assert err.value.code == "already-confirmed"
+    assert a.attended_minutes(v.id) is None
+
+    checked = volunteer(station, 2)
+    a.sign_up(checked, BEFORE)
+    a.check_in(checked.id, START)
+    a.check_out(checked.id, START + timedelta(minutes=45))
+    a.confirm_service(checked.id, minutes=None, people_served=1, now=START + timedelta(hours=4))
+    with pytest.raises(ConflictError) as again:
+        a.check_out(checked.id, START + timedelta(hours=2))
+    assert again.value.code == "already-confirmed"
+    assert a.attended_minutes(checked.id) == 45
+
+
 def test_waitlisted_volunteers_cannot_check_in() -> None:
     _, _, station = network()
     a = activity(station, capacity=1)

@@ -8,24 +8,45 @@ event loop) holds it; one multi-row ``INSERT ... VALUES (...), (...)`` steps onc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-_ROWS_PER_STATEMENT = 999 // 6  # up to 6 columns: within any SQLite build's variable limit
+_VARIABLES = 999  # SQLite's smallest limit on a statement's variables (before 3.32)
+_VALUES = re.compile(r"\bVALUES\s*(\((?:\s*\?\s*,)*\s*\?\s*\))", re.IGNORECASE)
+
+
+def _statements(c: Any, sql: str, rows: Iterable[Sequence[Any]]) -> Iterator[tuple[int, int]]:
+    """Run ``sql`` (one ``VALUES (?, ...)`` row, with any clause after it) for all
+    ``rows``, as few multi-row statements as the variable limit allows; yields each
+    statement's row count and ``lastrowid``."""
+    found = _VALUES.search(sql)
+    if found is None:
+        msg = "not an INSERT of one VALUES row: " + sql  # noqa: S608 - a message
+        raise ValueError(msg)
+    head, row, tail = sql[: found.start(1)], found.group(1), sql[found.end(1) :]
+    per_statement = max(1, _VARIABLES // row.count("?"))
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        ran = c.execute(head + ",".join([row] * len(chunk)) + tail, [v for r in chunk for v in r])
+        # a connection's execute returns a cursor; the library's cursor returns None
+        yield len(chunk), int((c if ran is None else ran).lastrowid or 0)
+
+
+def insert_many(c: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """``c.executemany(sql, rows)`` for an INSERT (upserts included), in multi-row
+    statements."""
+    for _ in _statements(c, sql, rows):
+        pass
 
 
 def insert_rows(c: Any, into: str, columns: int, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-    """Insert ``rows`` into ``into`` (a table, with its column list if need be) with
-    as few statements as the variable limit allows; returns their rowids. Only
-    for a transaction that holds the write lock (rowids are then consecutive)."""
+    """Insert ``rows`` into ``into`` (a table, with its column list if need be);
+    returns their rowids. Only for a transaction that holds the write lock (each
+    statement's rows then take consecutive rowids, ending at its ``lastrowid``)."""
     ids: list[int] = []
-    placeholders = "(" + ",".join("?" * columns) + ")"
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start : start + _ROWS_PER_STATEMENT]
-        c.execute(
-            f"INSERT INTO {into} VALUES " + ",".join([placeholders] * len(chunk)),  # noqa: S608 - fixed names
-            [value for row in chunk for value in row],
-        )
-        last = int(c.lastrowid)
-        ids.extend(range(last - len(chunk) + 1, last + 1))
+    sql = f"INSERT INTO {into} VALUES ({','.join('?' * columns)})"  # noqa: S608 - fixed names
+    for count, last in _statements(c, sql, rows):
+        ids.extend(range(last - count + 1, last + 1))
     return ids

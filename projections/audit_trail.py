@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 import domain
 from domain.base import CivicAggregate
+from infra.sqlite_rows import insert_many
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import DEFAULT_TIMEZONE
@@ -336,30 +337,35 @@ class AuditTrailProjection(Projection):
 
     def flush_batch(self, conn: sqlite3.Connection, batch: AuditBatch) -> None:
         if self.names.new:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO audit_names (code, name) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(code, name) for name, code in self.names.new.items()],
             )
         if self.types.new:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO audit_types (code, topic, aggregate_type, event_type) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(code, topic, *_qualname(topic)) for topic, code in self.types.new.items()],
             )
         if self.lineages.new:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO audit_lineages (code, lineage) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(code, lineage) for lineage, code in self.lineages.new.items()],
             )
         if batch.subjects:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO audit_subjects (aggregate, volunteer, lineage) VALUES (?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 batch.subjects,
             )
         if batch.rows:
-            conn.executemany(INSERT_EVENT, batch.rows)
-            conn.executemany(
+            insert_many(conn, INSERT_EVENT, batch.rows)
+            insert_many(
+                conn,
                 "INSERT INTO audit_hours (hour, first_position, last_position) VALUES (?, ?, ?) "
                 "ON CONFLICT (hour) DO UPDATE SET "
                 "first_position = MIN(first_position, excluded.first_position), "

@@ -35,6 +35,7 @@ from domain.orders import ServiceOrder
 from domain.passbook import Passbook
 from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
+from infra.sqlite_rows import insert_many
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import (
@@ -147,12 +148,14 @@ class LeaderboardProjection(Projection):
 
     def flush_batch(self, conn: sqlite3.Connection, batch: LeaderboardBatch) -> None:
         if batch.units:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO lb_units (unit_id, depth) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 batch.units,
             )
         if batch.volunteers:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO lb_volunteers "
                 "(volunteer_id, name, center_id, institute_id, station_id) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -164,13 +167,14 @@ class LeaderboardProjection(Projection):
                 [(name, vid) for vid, name in batch.names.items()],
             )
         if batch.passbooks:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO lb_passbooks (passbook_id, volunteer_id) VALUES (?, ?) "
                 "ON CONFLICT DO NOTHING",
                 batch.passbooks,
             )
         if batch.daily:
-            conn.executemany(UPSERT_SCORE, self._roll_up(batch.daily))
+            insert_many(conn, UPSERT_SCORE, self._roll_up(batch.daily))
 
     def _roll_up(self, daily: dict[tuple[str, str], list[int]]) -> list[tuple[str, str, int, int]]:
         """Spread each (volunteer, day) total over the week, month, quarter, year and

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from domain.activities import Activity
 from domain.orders import ServiceOrder
 from domain.teams import Team
+from infra.sqlite_rows import insert_many
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import (
@@ -122,7 +123,7 @@ class TeamMetricsProjection(Projection):
                 for i, amount in enumerate(delta):
                     total[i] += amount
         if rows:
-            conn.executemany(UPSERT, [(t, p, *d) for (t, p), d in rows.items()])
+            insert_many(conn, UPSERT, [(t, p, *d) for (t, p), d in rows.items()])
 
     def _count(self, batch: TeamBatch, team_id: str, at: str, counter: str, n: int = 1) -> None:
         batch[team_id, self.clock.day_of_iso(at)][COUNTERS.index(counter)] += n

@@ -50,6 +50,7 @@ from domain.redemptions import Redemption
 from domain.venture import VentureCall
 from domain.volunteers import Volunteer
 from domain.wishes import Wish
+from infra.sqlite_rows import insert_many
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import (
@@ -286,26 +287,29 @@ class UnitMetricsProjection(Projection):
 
     def flush_batch(self, conn: sqlite3.Connection, batch: MetricsBatch) -> None:
         if batch.lineages:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO um_lineages (subject_id, kind, lineage, category) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 batch.lineages,
             )
         if batch.counters:
-            conn.executemany(UPSERT_COUNTERS, self._roll_up(batch.counters))
+            insert_many(conn, UPSERT_COUNTERS, self._roll_up(batch.counters))
         units: set[Lineage] = set()
         for table, members in (
             ("um_participants", batch.participants),
             ("um_active", batch.active),
         ):
             if members:
-                conn.executemany(
+                insert_many(
+                    conn,
                     f"INSERT INTO {table} (unit, period, volunteer) "  # noqa: S608
                     "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     self._memberships(members, units),
                 )
         if units:
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT INTO um_units (unit_id, lineage) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(lineage[-1], "/".join(lineage)) for lineage in units],
             )

@@ -195,9 +195,7 @@ class ProjectionRunner:
         ``timeout``; a runner that had reached the head of the stream (its last poll
         came back empty) then lingers for more. Then what is at hand is added (polls
         that do not wait), up to ``batch_size`` or for ``gather_seconds``."""
-        records = subscription.poll(self.poll_size, 0)
-        if not records and timeout > 0:
-            records = subscription.poll(self.poll_size, timeout)
+        records = subscription.poll(self.poll_size, timeout)
         if records and self._at_head and linger > 0:
             self._hurry.wait(linger)
         self._hurry.clear()

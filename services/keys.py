@@ -13,6 +13,11 @@ a lookup asks SQLite for ``PRAGMA data_version``, which changes when another
 connection commits, and the whole cache is dropped then. So a revocation elsewhere
 takes effect within 250 ms in every process sharing the key file (the TTL only
 bounds how long a hit is trusted without that check, i.e. never, in practice).
+
+A lookup that read a key's row before a revocation committed must not cache what
+it read after the cache was emptied for that revocation (it would then serve the
+revoked key for the whole TTL): every emptying bumps an epoch, and a lookup caches
+its principal only if the epoch it saw before reading the row is still current.
 """
 
 from __future__ import annotations
@@ -138,6 +143,7 @@ class KeyStore:
         # token digest -> (principal, expires at monotonic time)
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._epoch = 0  # bumped whenever entries are dropped for a change (see module doc)
         self._data_version = self._read_data_version()
         self._next_change_check = self._clock() + change_check_interval
 
@@ -264,6 +270,7 @@ class KeyStore:
         if parsed is None:
             return None
         key_id, secret = parsed
+        epoch = self._epoch  # before the read: a drop after it voids what we read
         with self._lock:
             row = self._conn.execute(
                 f"SELECT secret_sha256, {COLUMNS} FROM api_keys "  # noqa: S608 - fixed names
@@ -276,6 +283,8 @@ class KeyStore:
             return None
         principal = _info(row).principal()
         with self._cache_lock:
+            if epoch != self._epoch:  # revoked or changed meanwhile: answer, do not keep
+                return principal
             self._cache[cache_key] = (principal, self._clock() + self.cache_ttl)
             self._cache.move_to_end(cache_key)
             while len(self._cache) > self.cache_size:
@@ -296,6 +305,7 @@ class KeyStore:
         if version != self._data_version:
             with self._cache_lock:
                 self._cache.clear()
+                self._epoch += 1
                 self._data_version = version
 
     def cached(self, token: str, cache_key: str | None = None) -> Principal | None:
@@ -320,6 +330,7 @@ class KeyStore:
         with self._cache_lock:
             for k in [k for k, (p, _) in self._cache.items() if p.key_id == key_id]:
                 del self._cache[k]
+            self._epoch += 1
 
     def close(self) -> None:
         with self._lock:

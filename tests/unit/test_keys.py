@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import pytest
 
+from services import keys as keys_module
 from services.keys import KeyStore, RevokedKeyError, UnknownKeyError, parse_token
 from services.principals import Role
 
@@ -95,6 +96,52 @@ def test_revoke_elsewhere_takes_effect_within_the_change_check_interval(tmp_path
         clock.now += api.change_check_interval
         assert api.authenticate(other_token) is None
         assert api.authenticate(new_token) is not None
+    finally:
+        api.close()
+        cli.close()
+
+
+def test_a_lookup_that_raced_a_revocation_does_not_cache_the_revoked_key(store, monkeypatch):
+    """A lookup reads the key's row, the key is revoked (and its cache entries
+    dropped) before the lookup caches what it read: the request in flight may pass,
+    but the next one is refused, not served from the cache for the whole TTL."""
+    principal, token = store.create(Role.ADMIN, "ops")
+    real_info = keys_module._info
+
+    def revoke_right_after_the_read(row):
+        monkeypatch.setattr(keys_module, "_info", real_info)
+        store.revoke(principal.key_id)
+        return real_info(row)
+
+    monkeypatch.setattr(keys_module, "_info", revoke_right_after_the_read)
+    assert store.authenticate(token) == principal  # read before the revocation
+    assert store.cached(token) is None
+    assert store.authenticate(token) is None
+
+
+def test_a_lookup_that_raced_a_revocation_elsewhere_does_not_cache_it(tmp_path, monkeypatch):
+    """The same with the revocation made by another process and noticed (through the
+    key file's data_version) by another request of this one while the lookup was
+    between its read and its caching."""
+    clock = FakeClock()
+    api = KeyStore(tmp_path / "keys.sqlite", cache_ttl=3600, clock=clock)
+    cli = KeyStore(tmp_path / "keys.sqlite")
+    try:
+        principal, token = cli.create(Role.ADMIN, "ops")
+        _, other_token = cli.create(Role.AUDITOR, "auditor")
+        real_info = keys_module._info
+
+        def revoke_elsewhere_right_after_the_read(row):
+            monkeypatch.setattr(keys_module, "_info", real_info)
+            cli.revoke(principal.key_id)
+            clock.now += api.change_check_interval
+            assert api.authenticate(other_token) is not None  # notices the change
+            return real_info(row)
+
+        monkeypatch.setattr(keys_module, "_info", revoke_elsewhere_right_after_the_read)
+        assert api.authenticate(token) == principal
+        assert api.cached(token) is None
+        assert api.authenticate(token) is None
     finally:
         api.close()
         cli.close()

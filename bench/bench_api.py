@@ -1,7 +1,7 @@
 """Command throughput over HTTP, against baselines measured in the same run.
 
     .venv/bin/python -m bench.bench_api [--seconds 10] [--connections 16]
-        [--no-projections] [--workers 1 2]
+        [--projections in-process|process|none] [--workers 1 2]
 
 Prints, each next to its baseline:
   1. the plain eventsourcing library saving one-event transactions from 16 threads
@@ -16,6 +16,10 @@ Each HTTP measurement follows a 2 s warm-up and reports the server's CPU time pe
 request (user + system, of the uvicorn process and its workers, from /proc): on a
 shared machine the wall-clock rates move with the load, the CPU cost much less.
 With ``--workers 1 2`` the bare and civic POSTs are measured once per worker count.
+``--projections``: the six read models in the API process (``civic serve``, the
+default), in a process of their own following the store (``civic serve
+--no-projections`` beside ``civic project``: that process's CPU per request is
+printed too, and how far behind the store it was when the load stopped), or none.
 The load average is printed before and after. The load generator is wrk (Debian
 package ``wrk``) with one thread, so that the server keeps most of the 2 cores; it
 runs against 127.0.0.1 only.
@@ -146,14 +150,49 @@ def measure(
     seconds: int,
     connections: int,
     threads: int = 1,
+    projector: subprocess.Popen[bytes] | None = None,
 ) -> dict[str, float]:
     """wrk against a running server after a warm-up, with the server's CPU time per
-    request."""
+    request (and that of the ``projector`` process feeding the read models)."""
     run_wrk(url, script, WARM_UP_SECONDS, connections, threads)
     before = tree_cpu_seconds(proc.pid)
+    side = tree_cpu_seconds(projector.pid) if projector else 0.0
     result = run_wrk(url, script, seconds, connections, threads)
     cpu = tree_cpu_seconds(proc.pid) - before
-    return {**result, "cpu_ms_per_request": cpu * 1000 / max(result["requests"], 1)}
+    out = {**result, "cpu_ms_per_request": cpu * 1000 / max(result["requests"], 1)}
+    if projector is not None:
+        side = tree_cpu_seconds(projector.pid) - side
+        out["projector_cpu_ms_per_request"] = side * 1000 / max(result["requests"], 1)
+    return out
+
+
+def start_projector(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``civic project`` (every read model, its default poll interval) following the
+    store from its own process."""
+    return subprocess.Popen(
+        [PY, "-m", "services.cli_stream", "project"],
+        env={**os.environ, **env, "CIVIC_LOG_LEVEL": "WARNING"},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def projector_lag(data_dir: Path) -> int:
+    """Events the slowest read model is behind the store (read from the databases)."""
+    import sqlite3  # noqa: PLC0415
+
+    from projections.catalog import PROJECTIONS  # noqa: PLC0415
+    from projections.view_files import live_path  # noqa: PLC0415
+
+    with sqlite3.connect(data_dir / "events.sqlite") as conn:
+        head = int(conn.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0] or 0)
+    lag = 0
+    for name in PROJECTIONS:
+        with sqlite3.connect(live_path(data_dir / "views", name)) as conn:
+            row = conn.execute("SELECT MAX(position) FROM stream_position").fetchone()
+        lag = max(lag, head - int(row[0] or 0))
+    return lag
 
 
 # -- 1. the plain library ---------------------------------------------------------------
@@ -377,10 +416,19 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--volunteers", type=int, default=2000)
     parser.add_argument(
+        "--projections",
+        choices=("in-process", "process", "none"),
+        default="in-process",
+        help="where the read models run: in the API process (`civic serve`), in a process "
+        "of their own (`civic serve --no-projections` and `civic project`), or nowhere",
+    )
+    parser.add_argument(
         "--no-projections",
-        action="store_true",
-        help="run the API without its in-process projection runners (as with `civic serve "
-        "--workers N`, where they run in the parent process)",
+        action="store_const",
+        const="none",
+        dest="projections",
+        help="the same as --projections none (as with `civic serve --workers N`, where "
+        "the read models run in the parent process)",
     )
     parser.add_argument(
         "--workers",
@@ -426,17 +474,21 @@ def main() -> None:
 
         print(f"3. civic single-command POSTs, {workers} worker(s) ...")
         civic_env = dict(env)
-        if args.no_projections or workers > 1:
+        if args.projections != "in-process" or workers > 1:
             civic_env["CIVIC_RUN_PROJECTIONS"] = "false"
         port = free_port()
         proc = serve(["--factory", "services.api.app:create_app"], civic_env, port, workers)
+        projector = start_projector(civic_env) if args.projections == "process" else None
         results[f"civic_post_w{workers}"] = measure(
             proc,
             f"http://127.0.0.1:{port}",
             award_script(volunteers, token, body),
             args.seconds,
             args.connections,
+            projector=projector,
         )
+        if projector is not None:
+            results[f"civic_post_w{workers}"]["projector_lag"] = projector_lag(data / "civic")
         if n == 0:
             print(f"4. civic batch ingestion (1,000 commands per request), {workers} worker(s) ...")
             batch = measure(
@@ -449,6 +501,8 @@ def main() -> None:
             )
             results["civic_batch"] = {**batch, "events_per_s": batch["rps"] * BATCH_SIZE}
         stop(proc)
+        if projector is not None:
+            stop(projector)
 
     report(results, args, load_before)
     shutil.rmtree(data, ignore_errors=True)
@@ -465,10 +519,12 @@ def report(
     for workers in args.workers:
         b, c = results[f"bare_fastapi_w{workers}"], results[f"civic_post_w{workers}"]
         print()
-        print(
-            f"POST, {args.connections} connections, {workers} worker(s)"
-            f"{'' if workers > 1 or not args.no_projections else ', no projections'}:"
-        )
+        where = {
+            "in-process": "read models in the API process",
+            "process": "read models in a process of their own",
+            "none": "no read models",
+        }[args.projections if workers == 1 else "none"]
+        print(f"POST, {args.connections} connections, {workers} worker(s), {where}:")
         print(f"  {'measure':40} {'bare FastAPI':>12} {'civic':>12}  civic/bare")
         print(post_row("requests/s (civic: durable commands)", b, c, "rps"))
         print(post_row("latency p50 (ms)", b, c, "p50_ms"))
@@ -476,6 +532,11 @@ def report(
         print(post_row("latency p99 (ms)", b, c, "p99_ms"))
         print(post_row("server CPU per request (ms)", b, c, "cpu_ms_per_request"))
         print(f"  civic: {c['rps'] / lib:.2f}x library saves; non-2xx: {c['non_2xx']:.0f}")
+        if "projector_cpu_ms_per_request" in c:
+            print(
+                f"  read-model process: {c['projector_cpu_ms_per_request']:.2f} ms CPU per"
+                f" request; {c['projector_lag']:.0f} events behind the store as the load stopped"
+            )
     print()
     print(
         f"batch ingestion: {batch['events_per_s']:,.0f} events/s"

@@ -1,16 +1,24 @@
-"""``civic relay`` and ``civic project NAME``: the Kafka pipeline as its own processes.
+"""``civic relay`` and ``civic project [NAME...]``: the pipeline as its own processes.
 
 ``civic relay`` publishes the event store to Kafka (one per store: a second one
 fences the first, which then retries, so run one). ``civic project NAME`` feeds
-one read model from Kafka; several processes of the same NAME share the topic's
-partitions through the consumer group ``civic.NAME`` and may even write the same
-view database: each batch checks the applied offsets inside its own SQLite write
-transaction, so whatever one applied the other skips. (Read models that join
-aggregates want the store's order, which one consumer owning every partition
-gives; run those as one process.)
+read models (all of them when none is named) outside the API process:
 
-Run the API with ``CIVIC_RUN_PROJECTIONS=false`` when these run beside it. Both
-stop cleanly on SIGINT or SIGTERM.
+- with Kafka configured, each from its consumer group ``civic.NAME``; several
+  processes of the same NAME share the topic's partitions and may even write the
+  same view database: each batch checks the applied offsets inside its own SQLite
+  write transaction, so whatever one applied the other skips. (Read models that
+  join aggregates want the store's order, which one consumer owning every
+  partition gives; run those as one process.)
+- on the embedded default (no Kafka), by following the event store's notification
+  log from this process (every ``--poll-interval``, 50 ms: it cannot be woken by
+  the API's commits, which happen in another process; each look that finds commits
+  applies them all in one transaction per read model). The API then spends its
+  interpreter on commands only, and its reads still wait for their positions
+  (read-your-writes) by looking at the view databases.
+
+Run the API with ``civic serve --no-projections`` (``CIVIC_RUN_PROJECTIONS=false``)
+when these run beside it. Both stop cleanly on SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pydantic import ValidationError
 from infra.heap import freeze_startup_heap
 from infra.logging import configure_logging
 from infra.settings import Settings
+from projections.stream import EventStream
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +64,7 @@ GroupPrefix = Annotated[
 ]
 
 
-def _settings(data_dir: Path | None, kafka: str | None) -> Settings:
+def _settings(data_dir: Path | None, kafka: str | None, *, need_kafka: bool = True) -> Settings:
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -67,7 +76,7 @@ def _settings(data_dir: Path | None, kafka: str | None) -> Settings:
         problems = "; ".join(str(e["msg"]) for e in exc.errors())
         typer.secho(f"error: invalid configuration: {problems}", fg="red", err=True)
         raise typer.Exit(2) from None
-    if not settings.kafka:
+    if need_kafka and not settings.kafka:
         typer.secho(
             "error: no Kafka: pass --kafka HOST:PORT or set CIVIC_KAFKA", fg="red", err=True
         )
@@ -118,12 +127,24 @@ def relay(
 
 
 def project(
-    name: Annotated[str, typer.Argument(help="The read model to run, e.g. leaderboard.")],
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="The read models to run, e.g. leaderboard (default: all of them)."),
+    ] = None,
     kafka: KafkaOption = None,
     data_dir: DataDir = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Events applied per transaction at most.")
     ] = 20_000,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--poll-interval",
+            min=0.001,
+            help="Without Kafka: seconds between looks at the store for new commits "
+            "(shorter: fresher read models, more transactions).",
+        ),
+    ] = 0.05,
     group_prefix: GroupPrefix = "civic.",
     session_timeout_ms: Annotated[
         int,
@@ -145,40 +166,64 @@ def project(
         ),
     ] = None,
 ) -> None:
-    """Feed one read model from Kafka until stopped (a consumer of group civic.NAME)."""
-    from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - the Kafka adapter loads on demand
+    """Feed read models until stopped: from Kafka (consumer group civic.NAME each) when
+    it is configured, else by following the event store from this process."""
     from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
     from projections.view_files import live_path  # noqa: PLC0415
-    from services.bootstrap import build_swapper, runner_factory  # noqa: PLC0415
-
-    factory = PROJECTIONS.get(name)
-    if factory is None:
-        known = ", ".join(sorted(PROJECTIONS))
-        typer.secho(f"error: no read model {name!r} (known: {known})", fg="red", err=True)
-        raise typer.Exit(2)
-    settings = _settings(data_dir, kafka)
-    stream = KafkaStream.from_settings(
-        settings,
-        group_prefix=group_prefix,
-        session_timeout_ms=session_timeout_ms,
-        consumer_options={"group_instance_id": group_instance_id} if group_instance_id else None,
+    from services.bootstrap import (  # noqa: PLC0415
+        build_application,
+        build_swapper,
+        runner_factory,
     )
+
+    chosen = list(dict.fromkeys(names or PROJECTIONS))
+    unknown = [n for n in chosen if n not in PROJECTIONS]
+    if unknown:
+        known = ", ".join(sorted(PROJECTIONS))
+        typer.secho(f"error: no read model {unknown[0]!r} (known: {known})", fg="red", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir, kafka, need_kafka=False)
+    app = None
+    stream: EventStream
+    if settings.kafka:
+        from infra.kafka_stream import KafkaStream  # noqa: PLC0415 - loads on demand
+
+        stream = KafkaStream.from_settings(
+            settings,
+            group_prefix=group_prefix,
+            session_timeout_ms=session_timeout_ms,
+            consumer_options={"group_instance_id": group_instance_id}
+            if group_instance_id
+            else None,
+        )
+    else:
+        from infra.embedded_stream import EmbeddedStream  # noqa: PLC0415
+
+        app = build_application(settings)
+        stream = EmbeddedStream(app.recorder, poll_interval=poll_interval)
     # no lingering: in a process of its own a runner shares the interpreter with no
     # API, and the consumer's fetch already gathers (CIVIC_PROJECTION_LINGER is for
     # the runners inside `civic serve`)
     make = runner_factory(settings, stream, batch_size=batch_size, linger=0.0)
-    runners = {name: make(name, live_path(settings.views_dir, name))}
+    runners = {name: make(name, live_path(settings.views_dir, name)) for name in chosen}
     swapper = build_swapper(settings, runners, make)  # follows `civic projections rebuild`
     freeze_startup_heap()
-    runners[name].start()
+    for runner in runners.values():
+        runner.start()
     swapper.start()
+    log.info("project.started", read_models=chosen, stream="kafka" if settings.kafka else "store")
     try:
         _until_signalled()
     finally:
         swapper.stop()
-        runners[name].stop()
-        stream.close()
-        runners[name].store.close()
+        for runner in list(runners.values()):  # the versions serving now
+            runner.stop()
+            runner.store.close()
+        close_stream = getattr(stream, "close", None)
+        if callable(close_stream):
+            close_stream()
+        if app is not None:
+            app.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -61,7 +61,7 @@ projections_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(projections_app, name="projections")
-stream_commands.register(app)  # civic relay, civic project NAME (Kafka processes)
+stream_commands.register(app)  # civic relay, civic project [NAME...] (the pipeline as processes)
 audit_commands.register(app)  # civic audit ...
 
 ADMIN_KEY_FILE = "admin-key"

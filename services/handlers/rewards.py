@@ -55,10 +55,14 @@ def delist_reward(cmd: c.DelistReward, uow: UnitOfWork, ctx: Context) -> Result:
 
 def redeem_reward(cmd: c.Redeem, uow: UnitOfWork, ctx: Context) -> Result:
     """Debit, reserve and record in one transaction; racing for the last item,
-    exactly one wins (the loser's save conflicts, retries and finds no stock)."""
+    exactly one wins (the loser's save conflicts, retries and finds no stock).
+
+    The caller must reach both the reward's unit and the volunteer's passbook:
+    a key of one subtree may not debit the passbook of another's volunteer."""
     reward = _reward_for_write(uow, ctx, cmd.reward_id)
     volunteer = uow.get(Volunteer, cmd.volunteer_id)
     passbook = uow.get(Passbook, Passbook.create_id(volunteer.id))
+    ctx.principal.ensure_can_write(passbook.home_path)
     redemption_id = cmd.redemption_id or new_id()
     if uow.find(Redemption, redemption_id) is not None:
         raise ConflictError("a redemption with this id exists", code="redemption-exists")

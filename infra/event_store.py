@@ -58,6 +58,17 @@ class IdempotencyRecord:
     key: str
     fingerprint: str
     response: str  # JSON
+    # The index, among the events of the call that writes the record, of the
+    # request's last event: the position a retry answers. None: the call's last
+    # (a request that recorded nothing answers the head its call reached).
+    last_event: int | None = None
+
+    def position(self, ids: Sequence[int]) -> int | None:
+        if not ids:
+            return None
+        if self.last_event is None:
+            return max(ids)
+        return ids[self.last_event]
 
 
 @dataclass(frozen=True)
@@ -225,7 +236,7 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
             ids = self._insert_events(c, job.events)
             self.chain.append(c, ids, job.events)
             if job.idempotency:
-                self._insert_idempotency(c, job.idempotency, max(ids) if ids else None)
+                self._insert_idempotency(c, job.idempotency, ids)
         except IdempotencyKeyTakenError as exc:
             c.execute("ROLLBACK TO job")
             job.error = exc
@@ -256,9 +267,9 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
 
     @staticmethod
     def _insert_idempotency(
-        c: SQLiteCursor, records: Sequence[IdempotencyRecord], position: int | None
+        c: SQLiteCursor, records: Sequence[IdempotencyRecord], ids: Sequence[int]
     ) -> None:
-        rows = [(r.scope, r.key, r.fingerprint, r.response, position) for r in records]
+        rows = [(r.scope, r.key, r.fingerprint, r.response, r.position(ids)) for r in records]
         try:
             insert_rows(
                 c, "idempotency_keys (scope, key, fingerprint, response, position)", 5, rows

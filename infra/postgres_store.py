@@ -77,7 +77,7 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
                     SQL("UPDATE {t} SET position = %s WHERE scope = %s AND key = %s").format(
                         t=self._table
                     ),
-                    (max(ids), r.scope, r.key),
+                    (r.position(ids), r.scope, r.key),
                 )
         if ids:
             self.chain.append(curs, ids, stored_events)

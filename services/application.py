@@ -290,9 +290,13 @@ class CivicApplication(Application[UUID]):
                 return True
             records = [
                 IdempotencyRecord(
-                    run.principal.key_id, key, fingerprint(run.items[i].command), _json(result)
+                    run.principal.key_id,
+                    key,
+                    fingerprint(run.items[i].command),
+                    _json(result),
+                    last_event=end - 1 if end > start else None,
                 )
-                for run, i, result, _, _ in succeeded
+                for run, i, result, start, end in succeeded
                 if (key := run.items[i].idempotency_key)
             ]
             # The event store directly: ``Application.save`` would check every

@@ -59,6 +59,11 @@ class UnitOfWork:
         self._touched[aggregate_id] = aggregate
         return aggregate if isinstance(aggregate, cls) else None
 
+    def taken(self, aggregate_id: UUID) -> bool:
+        """Whether an aggregate of any type has this id. A client-chosen id must be
+        new: the store would refuse its first event as a conflict, over and over."""
+        return self.find(Aggregate, aggregate_id) is not None
+
     def get(self, cls: type[A], aggregate_id: UUID) -> A:
         aggregate = self.find(cls, aggregate_id)
         if aggregate is None:

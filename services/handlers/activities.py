@@ -19,7 +19,7 @@ from services.unit_of_work import UnitOfWork
 def publish_activity(cmd: c.PublishActivity, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.activity_id is not None and uow.find(Activity, cmd.activity_id) is not None:
+    if cmd.activity_id is not None and uow.taken(cmd.activity_id):
         raise ConflictError("an activity with this id exists", code="activity-exists")
     activity = Activity.publish(
         unit=unit,

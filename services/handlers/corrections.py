@@ -39,10 +39,7 @@ def request_correction(cmd: c.RequestServiceCorrection, uow: UnitOfWork, ctx: Co
         ctx.principal.ensure_can_write(activity.lineage)
     except ForbiddenError:
         ctx.principal.ensure_can_write(passbook.home_path)
-    if (
-        cmd.correction_id is not None
-        and uow.find(ServiceCorrectionRequest, cmd.correction_id) is not None
-    ):
+    if cmd.correction_id is not None and uow.taken(cmd.correction_id):
         raise ConflictError("a correction with this id exists", code="correction-exists")
     request = ServiceCorrectionRequest.request(
         activity=activity,

@@ -37,7 +37,7 @@ def _status(order: ServiceOrder, **extra: object) -> Result:
 def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, ctx: Context) -> Result:
     item = uow.get(MenuItem, cmd.menu_item_id)
     ctx.principal.ensure_can_write(item.lineage)
-    if cmd.order_id is not None and uow.find(ServiceOrder, cmd.order_id) is not None:
+    if cmd.order_id is not None and uow.taken(cmd.order_id):
         raise ConflictError("an order with this id exists", code="order-exists")
     order_id = cmd.order_id or new_id()  # the vault subject: chosen before sealing
     vault = ctx.vault

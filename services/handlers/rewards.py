@@ -21,7 +21,7 @@ from services.unit_of_work import UnitOfWork
 def list_reward(cmd: c.ListReward, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.reward_id is not None and uow.find(Reward, cmd.reward_id) is not None:
+    if cmd.reward_id is not None and uow.taken(cmd.reward_id):
         raise ConflictError("a reward with this id exists", code="reward-exists")
     reward = Reward.list_at(
         unit=unit,
@@ -64,7 +64,7 @@ def redeem_reward(cmd: c.Redeem, uow: UnitOfWork, ctx: Context) -> Result:
     passbook = uow.get(Passbook, Passbook.create_id(volunteer.id))
     ctx.principal.ensure_can_write(passbook.home_path)
     redemption_id = cmd.redemption_id or new_id()
-    if uow.find(Redemption, redemption_id) is not None:
+    if uow.taken(redemption_id):
         raise ConflictError("a redemption with this id exists", code="redemption-exists")
     redemption = redeem(
         redemption_id=redemption_id,

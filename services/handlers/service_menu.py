@@ -21,7 +21,7 @@ def _deadlines(minutes: Mapping[Step, int] | None) -> dict[str, int] | None:
 def add_menu_item(cmd: c.AddMenuItem, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.item_id is not None and uow.find(MenuItem, cmd.item_id) is not None:
+    if cmd.item_id is not None and uow.taken(cmd.item_id):
         raise ConflictError("a menu item with this id exists", code="item-exists")
     item = MenuItem.add(
         unit=unit,

@@ -17,7 +17,7 @@ from services.unit_of_work import UnitOfWork
 def form_team(cmd: c.FormTeam, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.team_id is not None and uow.find(Team, cmd.team_id) is not None:
+    if cmd.team_id is not None and uow.taken(cmd.team_id):
         raise ConflictError("a team with this id exists", code="team-exists")
     parent = uow.get(Team, cmd.parent_team_id) if cmd.parent_team_id is not None else None
     leader = uow.get(Volunteer, cmd.leader_id)

@@ -15,7 +15,7 @@ from services.unit_of_work import UnitOfWork
 def open_call(cmd: c.OpenVentureCall, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.call_id is not None and uow.find(VentureCall, cmd.call_id) is not None:
+    if cmd.call_id is not None and uow.taken(cmd.call_id):
         raise ConflictError("a call with this id exists", code="call-exists")
     call = VentureCall.open_call(
         unit=unit,

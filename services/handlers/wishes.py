@@ -24,7 +24,7 @@ from services.unit_of_work import UnitOfWork
 def post_wish(cmd: c.PostWish, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.wish_id is not None and uow.find(Wish, cmd.wish_id) is not None:
+    if cmd.wish_id is not None and uow.taken(cmd.wish_id):
         raise ConflictError("a wish with this id exists", code="wish-exists")
     wish_id = cmd.wish_id or new_id()  # the vault subject: chosen before sealing
     resident_ref = pd.seal(ctx.vault, wish_id, pd.RESIDENT_REF, cmd.resident_ref.strip())

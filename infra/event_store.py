@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 """
 
 
+_KEYS_PER_SELECT = 500  # bound parameters per lookup (SQLite allows 32,766)
+
+
 @dataclass(frozen=True)
 class IdempotencyRecord:
     scope: str
@@ -296,13 +299,24 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
     # -- reading idempotency records -------------------------------------------------
 
     def find_response(self, scope: str, key: str) -> StoredResponse | None:
+        return self.find_responses(scope, [key]).get(key)
+
+    def find_responses(self, scope: str, keys: Sequence[str]) -> dict[str, StoredResponse]:
+        """The stored responses of those of ``keys`` that were used, in one read
+        (a batch of 1,000 keyed items used to open 1,000 transactions)."""
+        found: dict[str, StoredResponse] = {}
+        unique = list(dict.fromkeys(keys))
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT fingerprint, response, position FROM idempotency_keys "
-                "WHERE scope = ? AND key = ?",
-                (scope, key),
-            )
-            row = c.fetchone()
-        if row is None:
-            return None
-        return StoredResponse(row["fingerprint"], row["response"], row["position"])
+            for start in range(0, len(unique), _KEYS_PER_SELECT):
+                chunk = unique[start : start + _KEYS_PER_SELECT]
+                marks = ", ".join("?" * len(chunk))  # placeholders only: the keys are bound
+                columns = "key, fingerprint, response, position"
+                query = (
+                    f"SELECT {columns} FROM idempotency_keys WHERE scope = ? AND key IN ({marks})"  # noqa: S608
+                )
+                c.execute(query, (scope, *chunk))
+                for row in c.fetchall():
+                    found[row["key"]] = StoredResponse(
+                        row["fingerprint"], row["response"], row["position"]
+                    )
+        return found

@@ -84,14 +84,20 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
         return ids
 
     def find_response(self, scope: str, key: str) -> StoredResponse | None:
+        return self.find_responses(scope, [key]).get(key)
+
+    def find_responses(self, scope: str, keys: Sequence[str]) -> dict[str, StoredResponse]:
+        """The stored responses of those of ``keys`` that were used, in one query."""
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
                 SQL(
-                    "SELECT fingerprint, response, position FROM {t} WHERE scope = %s AND key = %s"
+                    "SELECT key, fingerprint, response, position FROM {t} "
+                    "WHERE scope = %s AND key = ANY(%s)"
                 ).format(t=self._table),
-                (scope, key),
+                (scope, list(dict.fromkeys(keys))),
             )
-            row = curs.fetchone()
-        if row is None:
-            return None
-        return StoredResponse(row["fingerprint"], row["response"], row["position"])
+            rows = curs.fetchall()
+        return {
+            row["key"]: StoredResponse(row["fingerprint"], row["response"], row["position"])
+            for row in rows
+        }

@@ -377,13 +377,12 @@ class CivicApplication(Application[UUID]):
     ) -> list[int]:
         """Answer items whose key was already used; return the indexes still to run."""
         pending = []
-        for i in only if only is not None else range(len(items)):
+        indexes = only if only is not None else range(len(items))
+        keys = [key for i in indexes if (key := items[i].idempotency_key)]
+        known = self.find_responses(principal.key_id, keys) if keys else {}
+        for i in indexes:
             item = items[i]
-            stored = (
-                self.find_response(principal.key_id, item.idempotency_key)
-                if item.idempotency_key
-                else None
-            )
+            stored = known.get(item.idempotency_key) if item.idempotency_key else None
             if stored is None:
                 pending.append(i)
             elif stored.fingerprint != fingerprint(item.command):
@@ -403,12 +402,16 @@ class CivicApplication(Application[UUID]):
         return pending
 
     def find_response(self, scope: str, key: str) -> StoredResponse | None:
-        find = getattr(self.recorder, "find_response", None)
+        return self.find_responses(scope, [key]).get(key)
+
+    def find_responses(self, scope: str, keys: Sequence[str]) -> dict[str, StoredResponse]:
+        """The stored responses of those of ``keys`` already used, in one read."""
+        find = getattr(self.recorder, "find_responses", None)
         if find is None:
             msg = "the configured event store does not record idempotency keys"
             raise TypeError(msg)
-        response: StoredResponse | None = find(scope, key)
-        return response
+        responses: dict[str, StoredResponse] = find(scope, keys)
+        return responses
 
     # -- queries -------------------------------------------------------------------
 

@@ -169,6 +169,35 @@ def test_batch_commits_good_items_in_one_transaction_and_leaves_no_trace_of_bad(
     assert [o.replayed for o in again] == [True, False, True, True, False]
 
 
+def test_a_replayed_batch_answers_each_item_with_its_own_result_and_position(
+    app: CivicApplication,
+) -> None:
+    """Over a thousand keyed items (more than one lookup's worth of keys): a retry of
+    the batch records nothing and answers each item as it was answered first, its
+    own position included, not the batch's last."""
+    ids = _network(app)
+    vols = [_volunteer(app, ids["s1"], n) for n in range(3)]
+    items = [
+        BatchItem(c.AwardPoints(volunteer_id=vols[n % 3], points=1 + n % 7, reason="评比"), f"k{n}")
+        for n in range(1_100)
+    ]
+    first = app.execute_batch(items, SYSTEM)
+    assert all(o.ok and not o.replayed for o in first)
+    positions = [o.position for o in first]
+    assert positions == sorted(positions) and len(set(positions)) == len(items)
+    head = app.head()
+    # a retry of the batch with one new item in the middle
+    items.insert(
+        500, BatchItem(c.AwardPoints(volunteer_id=vols[0], points=9, reason="评比"), "new")
+    )
+    again = app.execute_batch(items, SYSTEM)
+    assert app.head() == head + 1
+    replayed = again[:500] + again[501:]
+    assert all(o.replayed for o in replayed) and not again[500].replayed
+    assert [o.result for o in replayed] == [o.result for o in first]
+    assert [o.position for o in replayed] == positions
+
+
 def test_failed_item_in_a_batch_does_not_leak_partial_changes(app: CivicApplication) -> None:
     ids = _network(app)
     v = _volunteer(app, ids["s1"])

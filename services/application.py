@@ -257,7 +257,8 @@ class CivicApplication(Application[UUID]):
         """
         runs = [_Run(job) for job in jobs]
         for run in runs:
-            run.pending = self._replay_known_keys(run.items, run.principal, run.outcomes)
+            run.pending = list(range(len(run.items)))
+        self._replay_known_keys(runs)
         _follow_repeated_keys(runs)
         for attempt in range(MAX_ATTEMPTS):
             if self._attempt(runs, attempt):
@@ -308,10 +309,7 @@ class CivicApplication(Application[UUID]):
             # another process committed a retry of one of these keys first:
             # answer it with the stored result and run the others again
             uow.evict_from(self.repository)
-            for run in runs:
-                run.pending = self._replay_known_keys(
-                    run.items, run.principal, run.outcomes, only=run.pending
-                )
+            self._replay_known_keys(runs)
             return False
         except IntegrityError:
             # another process changed one of these aggregates: read them again
@@ -368,38 +366,37 @@ class CivicApplication(Application[UUID]):
                 done.append((run, i, result, start, len(uow.events)))
         return done
 
-    def _replay_known_keys(
-        self,
-        items: Sequence[BatchItem],
-        principal: Principal,
-        outcomes: dict[int, ItemOutcome],
-        only: Sequence[int] | None = None,
-    ) -> list[int]:
-        """Answer items whose key was already used; return the indexes still to run."""
-        pending = []
-        indexes = only if only is not None else range(len(items))
-        keys = [key for i in indexes if (key := items[i].idempotency_key)]
-        known = self.find_responses(principal.key_id, keys) if keys else {}
-        for i in indexes:
-            item = items[i]
-            stored = known.get(item.idempotency_key) if item.idempotency_key else None
-            if stored is None:
-                pending.append(i)
-            elif stored.fingerprint != fingerprint(item.command):
-                outcomes[i] = ItemOutcome(
-                    ok=False,
-                    error=IdempotencyMismatchError(
-                        "this Idempotency-Key was used for a different request"
-                    ),
-                )
-            else:
-                outcomes[i] = ItemOutcome(
-                    ok=True,
-                    result=json.loads(stored.response),
-                    position=stored.position,
-                    replayed=True,
-                )
-        return pending
+    def _replay_known_keys(self, runs: Sequence[_Run]) -> None:
+        """Answer the pending items whose key was already used (one read per caller
+        in the group, not one per item) and leave the others pending."""
+        keys: dict[str, list[str]] = {}
+        for run in runs:
+            scope = keys.setdefault(run.principal.key_id, [])
+            scope.extend(key for i in run.pending if (key := run.items[i].idempotency_key))
+        known = {scope: self.find_responses(scope, ks) for scope, ks in keys.items() if ks}
+        for run in runs:
+            stored_for = known.get(run.principal.key_id, {})
+            pending = []
+            for i in run.pending:
+                item = run.items[i]
+                stored = stored_for.get(item.idempotency_key) if item.idempotency_key else None
+                if stored is None:
+                    pending.append(i)
+                elif stored.fingerprint != fingerprint(item.command):
+                    run.outcomes[i] = ItemOutcome(
+                        ok=False,
+                        error=IdempotencyMismatchError(
+                            "this Idempotency-Key was used for a different request"
+                        ),
+                    )
+                else:
+                    run.outcomes[i] = ItemOutcome(
+                        ok=True,
+                        result=json.loads(stored.response),
+                        position=stored.position,
+                        replayed=True,
+                    )
+            run.pending = pending
 
     def find_response(self, scope: str, key: str) -> StoredResponse | None:
         return self.find_responses(scope, [key]).get(key)

@@ -334,9 +334,34 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def award_script(volunteers: list[str], token: str, body: str) -> str:
+# Idempotency keys, unique per wrk run and thread: the run's start second and the
+# thread's number, then a counter (the warm-up and the measured run are >= 2 s apart).
+LUA_KEYS = """
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("slice", counter)
+end
+local prefix = nil
+local function next_key(n)
+  if prefix == nil then prefix = string.format("bench-%d-%d-", os.time(), slice or 0) end
+  return prefix .. n
+end
+"""
+
+
+def award_script(volunteers: list[str], token: str, body: str, keyed: bool = False) -> str:
+    """One award per request, round the volunteers; ``keyed``: each with an
+    ``Idempotency-Key`` of its own, as a station app sends them."""
     ids = ",".join(f'"{v}"' for v in volunteers)
-    return textwrap.dedent(
+    headers = (
+        "local h = {}\n"
+        "          for k, v in pairs(wrk.headers) do h[k] = v end\n"
+        '          h["Idempotency-Key"] = next_key(n)'
+        if keyed
+        else "local h = nil"
+    )
+    return LUA_KEYS + textwrap.dedent(
         f"""
         local ids = {{{ids}}}
         local n = 0
@@ -346,7 +371,8 @@ def award_script(volunteers: list[str], token: str, body: str) -> str:
         wrk.body = '{body}'
         request = function()
           n = n + 1
-          return wrk.format(nil, "/v1/passbooks/" .. ids[(n % #ids) + 1] .. "/awards")
+          {headers}
+          return wrk.format(nil, "/v1/passbooks/" .. ids[(n % #ids) + 1] .. "/awards", h)
         end
         """
     )
@@ -356,46 +382,58 @@ BATCH_CONNECTIONS = 4
 BATCH_SIZE = 1000
 
 
-def batch_script(volunteers: list[str], token: str, connections: int) -> str:
+def batch_script(volunteers: list[str], token: str, connections: int, keyed: bool = False) -> str:
     """One wrk thread per connection, each posting batches for its own slice of the
     volunteers: concurrent batches never touch the same passbook (an import is
     partitioned like this; batches that overlap conflict and retry, which measures
-    the conflict, not the ingestion)."""
+    the conflict, not the ingestion). ``keyed``: every item with an idempotency key
+    of its own, as an import sends them (the body is then built per request)."""
     share = len(volunteers) // connections
-    bodies = []
+    slices = []
     for n in range(connections):
         mine = volunteers[n * share : (n + 1) * share]
-        items = [
-            {
-                "idempotency_key": None,
-                "command": {
+        commands = [
+            json.dumps(
+                {
                     "type": "award_points",
                     "volunteer_id": mine[i % len(mine)],
                     "points": 1,
                     "reason": "import",
-                },
-            }
+                }
+            )
             for i in range(BATCH_SIZE)
         ]
-        bodies.append(json.dumps({"items": items}).replace("'", "\\'"))
-    lua_bodies = ",\n".join(f"'{b}'" for b in bodies)
-    return textwrap.dedent(
+        slices.append("{" + ",".join(f"'{cmd}'" for cmd in commands) + "}")
+    lua_slices = ",\n".join(slices)
+    return LUA_KEYS + textwrap.dedent(
         """
-        local bodies = {%s}
-        local counter = 0
-        function setup(thread)
-          counter = counter + 1
-          thread:set("slice", counter)
+        local slices = {%s}
+        local keyed = %s
+        local n = 0
+        local function body()
+          local commands = slices[slice]
+          local items = {}
+          n = n + 1
+          for i = 1, #commands do
+            local key = keyed and ('"' .. next_key(n .. "-" .. i) .. '"') or "null"
+            items[i] = '{"idempotency_key":' .. key .. ',"command":' .. commands[i] .. '}'
+          end
+          return '{"items":[' .. table.concat(items, ",") .. ']}'
         end
         function init(args)
           wrk.method = "POST"
           wrk.path = "/v1/batch"
           wrk.headers["Content-Type"] = "application/json"
           wrk.headers["Authorization"] = "Bearer %s"
-          wrk.body = bodies[slice]
+          if not keyed then wrk.body = body() end
+        end
+        if keyed then
+          request = function()
+            return wrk.format(nil, nil, nil, body())
+          end
         end
         """
-    ) % (lua_bodies, token)
+    ) % (lua_slices, "true" if keyed else "false", token)
 
 
 def loadavg() -> str:
@@ -438,6 +476,12 @@ def main() -> None:
         metavar="N",
         help="uvicorn worker counts to compare (bare and civic POSTs once per count; with "
         "more than one worker the civic API runs without projection runners)",
+    )
+    parser.add_argument(
+        "--idempotency-keys",
+        action="store_true",
+        help="every civic POST and every batch item with an idempotency key of its own "
+        "(as station apps and imports send them); without it, none",
     )
     args = parser.parse_args()
     ensure_wrk()
@@ -482,7 +526,7 @@ def main() -> None:
         results[f"civic_post_w{workers}"] = measure(
             proc,
             f"http://127.0.0.1:{port}",
-            award_script(volunteers, token, body),
+            award_script(volunteers, token, body, keyed=args.idempotency_keys),
             args.seconds,
             args.connections,
             projector=projector,
@@ -494,7 +538,7 @@ def main() -> None:
             batch = measure(
                 proc,
                 f"http://127.0.0.1:{port}/v1/batch",
-                batch_script(volunteers, token, BATCH_CONNECTIONS),
+                batch_script(volunteers, token, BATCH_CONNECTIONS, keyed=args.idempotency_keys),
                 args.seconds,
                 BATCH_CONNECTIONS,
                 threads=BATCH_CONNECTIONS,
@@ -524,7 +568,8 @@ def report(
             "process": "read models in a process of their own",
             "none": "no read models",
         }[args.projections if workers == 1 else "none"]
-        print(f"POST, {args.connections} connections, {workers} worker(s), {where}:")
+        keys = ", an idempotency key each" if args.idempotency_keys else ""
+        print(f"POST, {args.connections} connections, {workers} worker(s), {where}{keys}:")
         print(f"  {'measure':40} {'bare FastAPI':>12} {'civic':>12}  civic/bare")
         print(post_row("requests/s (civic: durable commands)", b, c, "rps"))
         print(post_row("latency p50 (ms)", b, c, "p50_ms"))
@@ -539,7 +584,8 @@ def report(
             )
     print()
     print(
-        f"batch ingestion: {batch['events_per_s']:,.0f} events/s"
+        f"batch ingestion{' (an idempotency key per item)' if args.idempotency_keys else ''}:"
+        f" {batch['events_per_s']:,.0f} events/s"
         f" = {batch['events_per_s'] / lib:.1f}x library saves,"
         f" {batch['events_per_s'] / results['library_batch']['events_per_s']:.2f}x the library"
         f" saving 1,000 per transaction ({results['library_batch']['events_per_s']:,.0f}/s);"

@@ -371,6 +371,7 @@ class Run:
     batch_size: int
     baseline_events: int
     work: Path
+    store: Path  # the event store's SQLite file
     views: int = 0
 
     @property
@@ -453,6 +454,49 @@ def in_processes(run: Run, names: Sequence[str]) -> Figure:
     return Figure(f"batched, pre-decoded, {len(names)} processes", run.events, wall, cpu)
 
 
+def in_processes_end_to_end(run: Run, names: Sequence[str]) -> Figure:
+    """Each read model in its own (forked) process that opens the store and follows
+    the log itself, decoding it (as `civic project NAME` does, one process per name)."""
+    context = multiprocessing.get_context("fork")
+    run.views += 1
+    processes = [
+        context.Process(
+            target=_follow_in_child,
+            args=(name, run.store, run.work / f"{run.views}-{name}.sqlite", run.batch_size),
+        )
+        for name in names
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            msg = f"a projection process failed ({process.exitcode})"
+            raise RuntimeError(msg)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Figure(f"end-to-end: {len(names)} processes, each on the log", run.events, wall, cpu)
+
+
+def _follow_in_child(name: str, store: Path, path: Path, batch_size: int) -> None:
+    app = open_app(store)  # its own connections: none inherited from the parent is used
+    try:
+        runner = ProjectionRunner(
+            PROJECTIONS[name](),
+            ViewStore(path),
+            EmbeddedStream(app.recorder),
+            batch_size=batch_size,
+            retry_backoff=0.0,
+        )
+        runner.catch_up()
+        assert runner.position == app.recorder.max_notification_id()
+    finally:
+        app.close()
+
+
 def _project_in_child(name: str, batches: Batches, path: Path) -> None:
     runner = ProjectionRunner(PROJECTIONS[name](), ViewStore(path), NO_STREAM, retry_backoff=0.0)
     apply_batched(runner, batches)
@@ -518,8 +562,9 @@ def all_of_them(run: Run, names: Sequence[str], baselines: list[Figure]) -> None
         run.events,
         partial(catch_up_concurrently, run.runners(names, run.fresh_stream()), run.events),
     )
+    e2e_processes = in_processes_end_to_end(run, names)
     print(f"all {len(names)} ({', '.join(names)}):")
-    for figure in (sequential, threaded, processes, e2e):
+    for figure in (sequential, threaded, processes, e2e, e2e_processes):
         print(figure.line(combined))
     print(combined.line())
 
@@ -554,7 +599,8 @@ def main() -> None:
         parser.error(f"unknown read models {unknown} (known: {', '.join(PROJECTIONS)})")
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
-    app = open_app(history(args.data_dir, args.events, args.regenerate))
+    store = history(args.data_dir, args.events, args.regenerate)
+    app = open_app(store)
     if not args.no_gc_freeze:
         freeze_startup_heap()  # as our processes do at start
     stream = EmbeddedStream(app.recorder)
@@ -572,6 +618,7 @@ def main() -> None:
         args.batch,
         min(args.baseline_events or len(records), len(records)),
         Path(tempfile.mkdtemp(prefix="bench-projections-")),
+        store,
     )
     print(
         f"history: {run.events:,} events, 1 partition, batches of {run.batch_size}, "

@@ -5,22 +5,20 @@ from __future__ import annotations
 from uuid import UUID
 
 from domain.activities import Activity
-from domain.errors import ConflictError
 from domain.passbook import AwardKind, Passbook
 from domain.units import PracticeUnit
 from domain.volunteers import (
     Volunteer,
 )
 from services import commands as c
-from services.handlers.base import Context, Handler, Result, at_or_now
+from services.handlers.base import Context, Handler, Result, at_or_now, ensure_new_id
 from services.unit_of_work import UnitOfWork
 
 
 def publish_activity(cmd: c.PublishActivity, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.activity_id is not None and uow.taken(cmd.activity_id):
-        raise ConflictError("an activity with this id exists", code="activity-exists")
+    ensure_new_id(uow, cmd.activity_id, "an activity", "activity-exists")
     activity = Activity.publish(
         unit=unit,
         title=cmd.title,

@@ -14,10 +14,9 @@ from uuid import UUID
 from domain.activities import Activity
 from domain.base import name_id
 from domain.corrections import ServiceCorrectionRequest
-from domain.errors import ConflictError
 from domain.passbook import AwardKind, Passbook
 from services import commands as c
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, ensure_new_id
 from services.principals import ForbiddenError, Role
 from services.unit_of_work import UnitOfWork
 
@@ -39,8 +38,7 @@ def request_correction(cmd: c.RequestServiceCorrection, uow: UnitOfWork, ctx: Co
         ctx.principal.ensure_can_write(activity.lineage)
     except ForbiddenError:
         ctx.principal.ensure_can_write(passbook.home_path)
-    if cmd.correction_id is not None and uow.taken(cmd.correction_id):
-        raise ConflictError("a correction with this id exists", code="correction-exists")
+    ensure_new_id(uow, cmd.correction_id, "a correction", "correction-exists")
     request = ServiceCorrectionRequest.request(
         activity=activity,
         volunteer_id=cmd.volunteer_id,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import ConflictError
 from domain.orders import ServiceOrder
 from domain.passbook import AwardKind, Passbook
 from domain.points import HoursSource
@@ -25,7 +24,7 @@ from domain.teams import Team
 from domain.units import PracticeUnit
 from services import commands as c
 from services import personal_data as pd
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, ensure_new_id
 from services.principals import ForbiddenError, Role
 from services.unit_of_work import UnitOfWork
 
@@ -37,8 +36,7 @@ def _status(order: ServiceOrder, **extra: object) -> Result:
 def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, ctx: Context) -> Result:
     item = uow.get(MenuItem, cmd.menu_item_id)
     ctx.principal.ensure_can_write(item.lineage)
-    if cmd.order_id is not None and uow.taken(cmd.order_id):
-        raise ConflictError("an order with this id exists", code="order-exists")
+    ensure_new_id(uow, cmd.order_id, "an order", "order-exists")
     order_id = cmd.order_id or new_id()  # the vault subject: chosen before sealing
     vault = ctx.vault
     order = ServiceOrder.place(

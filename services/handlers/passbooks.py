@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from domain.errors import ConflictError, RuleViolationError
-from domain.passbook import AwardKind, Passbook
+from domain.passbook import AwardKind
 from domain.randomness import new_id
 from services import commands as c
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, passbook_for_write
 from services.unit_of_work import UnitOfWork
 
 
-def _passbook_for_write(uow: UnitOfWork, ctx: Context, volunteer_id: UUID) -> Passbook:
-    passbook = uow.get(Passbook, Passbook.create_id(volunteer_id))
-    ctx.principal.ensure_can_write(passbook.home_path)
-    return passbook
-
-
 def award_points(cmd: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
-    passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
+    passbook = passbook_for_write(uow, ctx, cmd.volunteer_id)
     award_id = cmd.award_id or new_id()
     lot_id = passbook.award(
         points=cmd.points,
@@ -40,7 +32,7 @@ def award_points(cmd: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
 
 def adjust_points(cmd: c.AdjustPoints, uow: UnitOfWork, ctx: Context) -> Result:
     ctx.principal.ensure_admin()
-    passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
+    passbook = passbook_for_write(uow, ctx, cmd.volunteer_id)
     adjustment_id = cmd.adjustment_id or new_id()
     if cmd.delta == 0:
         raise RuleViolationError("an adjustment must change the balance", code="bad-points")
@@ -66,7 +58,7 @@ def adjust_points(cmd: c.AdjustPoints, uow: UnitOfWork, ctx: Context) -> Result:
 
 
 def expire_points(cmd: c.ExpirePoints, uow: UnitOfWork, ctx: Context) -> Result:
-    passbook = _passbook_for_write(uow, ctx, cmd.volunteer_id)
+    passbook = passbook_for_write(uow, ctx, cmd.volunteer_id)
     expired = passbook.expire_due(ctx.now)
     if not expired:
         raise ConflictError("no points are due to expire", code="nothing-to-expire")

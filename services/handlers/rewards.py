@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import ConflictError
 from domain.passbook import Passbook
 from domain.randomness import new_id
 from domain.redemptions import Redemption, redeem
@@ -14,15 +13,14 @@ from domain.volunteers import (
     Volunteer,
 )
 from services import commands as c
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, ensure_new_id, passbook_for_write
 from services.unit_of_work import UnitOfWork
 
 
 def list_reward(cmd: c.ListReward, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.reward_id is not None and uow.taken(cmd.reward_id):
-        raise ConflictError("a reward with this id exists", code="reward-exists")
+    ensure_new_id(uow, cmd.reward_id, "a reward", "reward-exists")
     reward = Reward.list_at(
         unit=unit,
         name=cmd.name,
@@ -61,11 +59,9 @@ def redeem_reward(cmd: c.Redeem, uow: UnitOfWork, ctx: Context) -> Result:
     a key of one subtree may not debit the passbook of another's volunteer."""
     reward = _reward_for_write(uow, ctx, cmd.reward_id)
     volunteer = uow.get(Volunteer, cmd.volunteer_id)
-    passbook = uow.get(Passbook, Passbook.create_id(volunteer.id))
-    ctx.principal.ensure_can_write(passbook.home_path)
+    passbook = passbook_for_write(uow, ctx, volunteer.id)
     redemption_id = cmd.redemption_id or new_id()
-    if uow.taken(redemption_id):
-        raise ConflictError("a redemption with this id exists", code="redemption-exists")
+    ensure_new_id(uow, redemption_id, "a redemption", "redemption-exists")
     redemption = redeem(
         redemption_id=redemption_id,
         volunteer=volunteer,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from uuid import UUID
 
-from domain.errors import ConflictError
 from domain.service_menu import MenuItem
 from domain.units import PracticeUnit
 from services import commands as c
 from services.commands.service_menu import Step
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, ensure_new_id
 from services.unit_of_work import UnitOfWork
 
 
@@ -21,8 +20,7 @@ def _deadlines(minutes: Mapping[Step, int] | None) -> dict[str, int] | None:
 def add_menu_item(cmd: c.AddMenuItem, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.item_id is not None and uow.taken(cmd.item_id):
-        raise ConflictError("a menu item with this id exists", code="item-exists")
+    ensure_new_id(uow, cmd.item_id, "a menu item", "item-exists")
     item = MenuItem.add(
         unit=unit,
         category=cmd.category,

@@ -5,20 +5,18 @@ from __future__ import annotations
 from uuid import UUID
 
 from domain.activities import Activity
-from domain.errors import ConflictError
 from domain.teams import Team
 from domain.units import PracticeUnit
 from domain.volunteers import Volunteer
 from services import commands as c
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, ensure_new_id
 from services.unit_of_work import UnitOfWork
 
 
 def form_team(cmd: c.FormTeam, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.team_id is not None and uow.taken(cmd.team_id):
-        raise ConflictError("a team with this id exists", code="team-exists")
+    ensure_new_id(uow, cmd.team_id, "a team", "team-exists")
     parent = uow.get(Team, cmd.parent_team_id) if cmd.parent_team_id is not None else None
     leader = uow.get(Volunteer, cmd.leader_id)
     team = Team.form(

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import ConflictError
 from domain.units import PracticeUnit
 from domain.venture import VentureCall
 from services import commands as c
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, ensure_new_id
 from services.unit_of_work import UnitOfWork
 
 
 def open_call(cmd: c.OpenVentureCall, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.call_id is not None and uow.taken(cmd.call_id):
-        raise ConflictError("a call with this id exists", code="call-exists")
+    ensure_new_id(uow, cmd.call_id, "a call", "call-exists")
     call = VentureCall.open_call(
         unit=unit,
         title=cmd.title,

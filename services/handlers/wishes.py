@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import ConflictError
 from domain.passbook import Passbook
 from domain.randomness import new_id
 from domain.units import PracticeUnit
@@ -17,15 +16,14 @@ from domain.volunteers import Volunteer
 from domain.wishes import Wish, confirm_wish
 from services import commands as c
 from services import personal_data as pd
-from services.handlers.base import Context, Handler, Result
+from services.handlers.base import Context, Handler, Result, ensure_new_id
 from services.unit_of_work import UnitOfWork
 
 
 def post_wish(cmd: c.PostWish, uow: UnitOfWork, ctx: Context) -> Result:
     unit = uow.get(PracticeUnit, cmd.unit_id)
     ctx.principal.ensure_can_write(unit.lineage)
-    if cmd.wish_id is not None and uow.taken(cmd.wish_id):
-        raise ConflictError("a wish with this id exists", code="wish-exists")
+    ensure_new_id(uow, cmd.wish_id, "a wish", "wish-exists")
     wish_id = cmd.wish_id or new_id()  # the vault subject: chosen before sealing
     resident_ref = pd.seal(ctx.vault, wish_id, pd.RESIDENT_REF, cmd.resident_ref.strip())
     wish = Wish.post(

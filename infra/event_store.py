@@ -298,23 +298,17 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
 
     # -- reading idempotency records -------------------------------------------------
 
-    def find_response(self, scope: str, key: str) -> StoredResponse | None:
-        return self.find_responses(scope, [key]).get(key)
-
     def find_responses(self, scope: str, keys: Sequence[str]) -> dict[str, StoredResponse]:
         """The stored responses of those of ``keys`` that were used, in one read
         (a batch of 1,000 keyed items used to open 1,000 transactions)."""
         found: dict[str, StoredResponse] = {}
         unique = list(dict.fromkeys(keys))
+        select = "SELECT key, fingerprint, response, position FROM idempotency_keys"
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(unique), _KEYS_PER_SELECT):
                 chunk = unique[start : start + _KEYS_PER_SELECT]
                 marks = ", ".join("?" * len(chunk))  # placeholders only: the keys are bound
-                columns = "key, fingerprint, response, position"
-                query = (
-                    f"SELECT {columns} FROM idempotency_keys WHERE scope = ? AND key IN ({marks})"  # noqa: S608
-                )
-                c.execute(query, (scope, *chunk))
+                c.execute(f"{select} WHERE scope = ? AND key IN ({marks})", (scope, *chunk))
                 for row in c.fetchall():
                     found[row["key"]] = StoredResponse(
                         row["fingerprint"], row["response"], row["position"]

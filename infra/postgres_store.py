@@ -83,9 +83,6 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
             self.chain.append(curs, ids, stored_events)
         return ids
 
-    def find_response(self, scope: str, key: str) -> StoredResponse | None:
-        return self.find_responses(scope, [key]).get(key)
-
     def find_responses(self, scope: str, keys: Sequence[str]) -> dict[str, StoredResponse]:
         """The stored responses of those of ``keys`` that were used, in one query."""
         with self.datastore.transaction(commit=False) as curs:

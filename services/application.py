@@ -99,7 +99,7 @@ class _Run:
         self.items = job.work.items
         self.principal = job.work.principal
         self.outcomes: dict[int, ItemOutcome] = {}
-        self.pending: list[int] = []
+        self.pending: list[int] = list(range(len(self.items)))  # indexes still to run
         self.failed: BaseException | None = None
         # items repeating an idempotency key used earlier in the group: (index, run, index)
         self.followers: list[tuple[int, _Run, int]] = []
@@ -256,8 +256,6 @@ class CivicApplication(Application[UUID]):
         and read again from the store when next needed.
         """
         runs = [_Run(job) for job in jobs]
-        for run in runs:
-            run.pending = list(range(len(run.items)))
         self._replay_known_keys(runs)
         _follow_repeated_keys(runs)
         for attempt in range(MAX_ATTEMPTS):
@@ -397,9 +395,6 @@ class CivicApplication(Application[UUID]):
                         replayed=True,
                     )
             run.pending = pending
-
-    def find_response(self, scope: str, key: str) -> StoredResponse | None:
-        return self.find_responses(scope, [key]).get(key)
 
     def find_responses(self, scope: str, keys: Sequence[str]) -> dict[str, StoredResponse]:
         """The stored responses of those of ``keys`` already used, in one read."""

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import structlog
@@ -430,42 +431,40 @@ def in_threads(runners: Sequence[ProjectionRunner], batches: Batches) -> None:
 
 def in_processes(run: Run, names: Sequence[str]) -> Figure:
     """Each read model in its own (forked) process, fed the same decoded batches."""
-    context = multiprocessing.get_context("fork")
     run.views += 1
-    processes = [
-        context.Process(
-            target=_project_in_child,
-            args=(name, run.batches, run.work / f"{run.views}-{name}.sqlite"),
-        )
-        for name in names
-    ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time.perf_counter()
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-        if process.exitcode != 0:
-            msg = f"a projection process failed ({process.exitcode})"
-            raise RuntimeError(msg)
-    wall = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Figure(f"batched, pre-decoded, {len(names)} processes", run.events, wall, cpu)
+    return _timed_children(
+        f"batched, pre-decoded, {len(names)} processes",
+        run.events,
+        [
+            (_project_in_child, (name, run.batches, run.work / f"{run.views}-{name}.sqlite"))
+            for name in names
+        ],
+    )
 
 
 def in_processes_end_to_end(run: Run, names: Sequence[str]) -> Figure:
     """Each read model in its own (forked) process that opens the store and follows
     the log itself, decoding it (as `civic project NAME` does, one process per name)."""
-    context = multiprocessing.get_context("fork")
     run.views += 1
-    processes = [
-        context.Process(
-            target=_follow_in_child,
-            args=(name, run.store, run.work / f"{run.views}-{name}.sqlite", run.batch_size),
-        )
-        for name in names
-    ]
+    return _timed_children(
+        f"end-to-end: {len(names)} processes, each on the log",
+        run.events,
+        [
+            (
+                _follow_in_child,
+                (name, run.store, run.work / f"{run.views}-{name}.sqlite", run.batch_size),
+            )
+            for name in names
+        ],
+    )
+
+
+def _timed_children(
+    label: str, events: int, children: Sequence[tuple[Callable[..., None], tuple[Any, ...]]]
+) -> Figure:
+    """Fork a process per (target, args), wait for all; their wall time and CPU."""
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=target, args=args) for target, args in children]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
     for process in processes:
@@ -478,7 +477,7 @@ def in_processes_end_to_end(run: Run, names: Sequence[str]) -> Figure:
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return Figure(f"end-to-end: {len(names)} processes, each on the log", run.events, wall, cpu)
+    return Figure(label, events, wall, cpu)
 
 
 def _follow_in_child(name: str, store: Path, path: Path, batch_size: int) -> None:

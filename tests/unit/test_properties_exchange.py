@@ -23,8 +23,6 @@ item in one batch, and client-chosen ids that another aggregate already has.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,11 +31,11 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 
 from domain.base import name_id
 from domain.errors import DomainError
@@ -53,6 +51,7 @@ from services.application import BatchItem, CivicApplication, ItemOutcome
 from services.bootstrap import build_application
 from services.principals import SYSTEM, ForbiddenError, Principal, Role
 from tests.conftest import resident_id
+from tests.unit.property_machine import CommandMachine, Keyed, can_write, code_of, hours
 from tests.unit.property_settings import PROPERTY_SETTINGS
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -60,34 +59,11 @@ POINTS_PER_HOUR = 20
 ACTIVITY_MINUTES = 180
 ORGANIZER_FACTOR = Fraction(4, 5)  # services are confirmed with organizer-entered hours
 UNKNOWN = UUID("00000000-0000-4000-8000-00000000dead")  # an id nothing has
-ID_SPACE = UUID("6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab")
-
 Spend = list[tuple[UUID, int]]
-
-
-def client_id(kind: str, n: int) -> UUID:
-    """Client-chosen ids, deterministic per sequence (hypothesis replays them)."""
-    return uuid5(ID_SPACE, f"{kind}-{n}")
 
 
 def points_for(minutes: int) -> int:
     return int(Fraction(minutes, 60) * POINTS_PER_HOUR * ORGANIZER_FACTOR)
-
-
-def hours(minutes: int) -> Decimal:
-    return Decimal(minutes) / Decimal(60)  # quarter hours: exact in two decimals
-
-
-def can_write(principal: Principal, lineage: list[UUID]) -> bool:
-    if principal.role == Role.ADMIN:
-        return True
-    if principal.role == Role.AUDITOR:
-        return False
-    return principal.unit_id in lineage
-
-
-def code_of(error: BaseException | None) -> str | None:
-    return None if error is None else str(getattr(error, "code", type(error).__name__))
 
 
 # -- the model ------------------------------------------------------------------------
@@ -213,17 +189,6 @@ def refused(code: str) -> Expect:
     return Expect(error=code)
 
 
-@dataclass
-class Keyed:
-    """A keyed command that succeeded: its key's scope and what it answered."""
-
-    command: c.Command
-    principal: Principal
-    result: dict[str, Any]
-    position: int | None
-    in_batch: bool
-
-
 # -- the store, read back without the aggregates ----------------------------------------
 
 
@@ -342,26 +307,13 @@ batch_item = st.tuples(
 )
 
 
-class ExchangeMachine(RuleBasedStateMachine):
+class ExchangeMachine(CommandMachine):
     def __init__(self) -> None:
-        super().__init__()
-        self.tmp = Path(tempfile.mkdtemp(prefix="civic-exchange-"))
-        self.counter = 0
-        self.keyed: dict[tuple[str, str], Keyed] = {}
+        super().__init__("civic-exchange-")
         self.redemptions: dict[UUID, MRedemption] = {}
         self.corrections: dict[UUID, MCorrection] = {}
         self.award_ids: list[UUID] = []
         self.ledger = Ledger()
-        self.app: CivicApplication | None = None
-
-    def teardown(self) -> None:
-        if self.app is not None:
-            self.app.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def fresh(self, kind: str) -> UUID:
-        self.counter += 1
-        return client_id(kind, self.counter)
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -452,11 +404,6 @@ class ExchangeMachine(RuleBasedStateMachine):
                 )
 
     # -- helpers -------------------------------------------------------------------------
-
-    @property
-    def application(self) -> CivicApplication:
-        assert self.app is not None
-        return self.app
 
     def principal(self, n: int) -> Principal:
         return self.principals[(0, 0, 0, 0, 0, 1, 1, 2, 3, 4)[n % 10]]
@@ -741,12 +688,6 @@ class ExchangeMachine(RuleBasedStateMachine):
         assert {e.actor for e in new} == {p.actor}
         if key is not None:
             self.keyed[(p.key_id, key)] = Keyed(command, p, result.result, result.position, False)
-
-    def key(self, keyed: bool) -> str | None:
-        if not keyed:
-            return None
-        self.counter += 1
-        return f"key-{self.counter}"
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -1037,17 +978,6 @@ class ExchangeMachine(RuleBasedStateMachine):
         assert app.head() == end, "refused items left events behind"
         new = self.ledger.follow(app)
         assert {e.actor for e in new} <= {principal.actor}
-
-    def check_follower(
-        self, outcome: ItemOutcome, leader: ItemOutcome, item: BatchItem, first: BatchItem
-    ) -> None:
-        if item.command != first.command:
-            assert isinstance(outcome.error, application_module.IdempotencyMismatchError)
-        elif leader.ok:
-            assert outcome.ok and outcome.replayed
-            assert (outcome.result, outcome.position) == (leader.result, leader.position)
-        else:
-            assert code_of(outcome.error) == code_of(leader.error)
 
     def batch_command(self, p: Principal, kind: str, a: int, b: int) -> tuple[c.Command, Expect]:
         vid, rid = self.volunteer(a), self.reward(b)

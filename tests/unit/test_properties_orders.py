@@ -24,20 +24,16 @@ declined back to the queue by a team): the machine covers those instead.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import initialize, invariant, rule
 
 from domain.base import name_id
 from domain.errors import DomainError
@@ -49,15 +45,15 @@ from infra.vault import ERASED, is_token
 from services import application as application_module
 from services import commands as c
 from services import order_queries as oq
-from services.application import BatchItem, CivicApplication, ItemOutcome
+from services.application import BatchItem, CivicApplication
 from services.bootstrap import build_application
 from services.principals import SYSTEM, ForbiddenError, Principal, Role
 from tests.conftest import resident_id
+from tests.unit.property_machine import CommandMachine, Keyed, can_write, code_of, hours
 from tests.unit.property_settings import PROPERTY_SETTINGS
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 UNKNOWN = UUID("00000000-0000-4000-8000-00000000beef")  # an id nothing has
-ID_SPACE = UUID("0b7c5e2a-9d41-4f3e-8a6b-5c4d3e2f1a09")
 ORGANIZER_FACTOR = Fraction(4, 5)  # completion hours are organizer-entered
 # the network's step deadlines, in minutes (OrderDeadlines' defaults, restated)
 DEFAULT_DEADLINES = {
@@ -97,15 +93,6 @@ Result = dict[str, Any]
 Lines = list[tuple[UUID, int]]
 
 
-def client_id(kind: str, n: int) -> UUID:
-    """Client-chosen ids, deterministic per sequence (hypothesis replays them)."""
-    return uuid5(ID_SPACE, f"{kind}-{n}")
-
-
-def hours(minutes: int) -> Decimal:
-    return Decimal(minutes) / Decimal(60)  # quarter hours: exact in two decimals
-
-
 def points_for(minutes: int, points_per_hour: int) -> int:
     return int(Fraction(minutes, 60) * points_per_hour * ORGANIZER_FACTOR)
 
@@ -114,20 +101,8 @@ def window(since: datetime | None, now: datetime) -> int:
     return 0 if since is None else int((now - since).total_seconds() // 60)
 
 
-def can_write(principal: Principal, lineage: list[UUID]) -> bool:
-    if principal.role == Role.ADMIN:
-        return True
-    if principal.role == Role.AUDITOR:
-        return False
-    return principal.unit_id in lineage
-
-
 def can_read(principal: Principal, lineage: list[UUID]) -> bool:
     return principal.role in (Role.ADMIN, Role.AUDITOR) or principal.unit_id in lineage
-
-
-def code_of(error: BaseException | None) -> str | None:
-    return None if error is None else str(getattr(error, "code", type(error).__name__))
 
 
 # -- the model ------------------------------------------------------------------------
@@ -205,17 +180,6 @@ class Expect:
 
 def refused(code: str) -> Expect:
     return Expect(error=code)
-
-
-@dataclass
-class Keyed:
-    """A keyed command that succeeded: its key's scope and what it answered."""
-
-    command: c.Command
-    principal: Principal
-    result: Result
-    position: int | None
-    in_batch: bool
 
 
 # -- the store, read back without the aggregates ----------------------------------------
@@ -403,27 +367,14 @@ WANTS = {
 }
 
 
-class OrdersMachine(RuleBasedStateMachine):
+class OrdersMachine(CommandMachine):
     def __init__(self) -> None:
-        super().__init__()
-        self.tmp = Path(tempfile.mkdtemp(prefix="civic-orders-"))
-        self.counter = 0
-        self.keyed: dict[tuple[str, str], Keyed] = {}
+        super().__init__("civic-orders-")
         self.orders: dict[UUID, MOrder] = {}
         self.items: dict[UUID, MItem] = {}
         self.teams: dict[UUID, MTeam] = {}
         self.awards: dict[tuple[UUID, UUID], tuple[int, int]] = {}
         self.ledger = Ledger()
-        self.app: CivicApplication | None = None
-
-    def teardown(self) -> None:
-        if self.app is not None:
-            self.app.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def fresh(self, kind: str) -> UUID:
-        self.counter += 1
-        return client_id(kind, self.counter)
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -500,11 +451,6 @@ class OrdersMachine(RuleBasedStateMachine):
             self.place_one(0, i, who)
 
     # -- helpers -------------------------------------------------------------------------
-
-    @property
-    def application(self) -> CivicApplication:
-        assert self.app is not None
-        return self.app
 
     def principal(self, n: int) -> Principal:
         return self.principals[(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 1, 3)[n % 12]]
@@ -1005,12 +951,6 @@ class OrdersMachine(RuleBasedStateMachine):
         if key is not None:
             self.keyed[(p.key_id, key)] = Keyed(command, p, result.result, result.position, False)
 
-    def key(self, keyed: bool) -> str | None:
-        if not keyed:
-            return None
-        self.counter += 1
-        return f"key-{self.counter}"
-
     def step(self, kind: str, p: int, a: int, b: int, keyed: bool = False) -> None:
         principal = self.principal(p)
         command, expect = self.order_command(principal, kind, a, b)
@@ -1314,17 +1254,6 @@ class OrdersMachine(RuleBasedStateMachine):
         assert app.head() == end, "refused items left events behind"
         new = self.ledger.follow(app)
         assert {e.actor for e in new} <= {principal.actor}
-
-    def check_follower(
-        self, outcome: ItemOutcome, leader: ItemOutcome, item: BatchItem, first: BatchItem
-    ) -> None:
-        if item.command != first.command:
-            assert isinstance(outcome.error, application_module.IdempotencyMismatchError)
-        elif leader.ok:
-            assert outcome.ok and outcome.replayed
-            assert (outcome.result, outcome.position) == (leader.result, leader.position)
-        else:
-            assert code_of(outcome.error) == code_of(leader.error)
 
     # -- invariants -------------------------------------------------------------------------
 

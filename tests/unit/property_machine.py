@@ -1,8 +1,8 @@
 """What the service-layer state machines share (``test_properties_exchange.py`` and
 ``test_properties_orders.py``): the reach rule their models predict with, refusal
 codes, the record of a keyed command that succeeded, and a base machine holding the
-application, client-chosen ids, idempotency keys and the check of a batch item that
-repeats a key used earlier in its batch."""
+application, client-chosen ids, idempotency keys and the checks of a batch's
+outcomes against what the machine predicted for each item."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID, uuid5
 
 from hypothesis.stateful import RuleBasedStateMachine
@@ -38,6 +38,15 @@ def can_write(principal: Principal, lineage: list[UUID]) -> bool:
 
 def code_of(error: BaseException | None) -> str | None:
     return None if error is None else str(getattr(error, "code", type(error).__name__))
+
+
+@runtime_checkable
+class Expected(Protocol):
+    """A machine's prediction for a command: its refusal code, or how many events it
+    records."""
+
+    error: str | None
+    events: int
 
 
 @dataclass
@@ -92,3 +101,42 @@ class CommandMachine(RuleBasedStateMachine):
             assert (outcome.result, outcome.position) == (leader.result, leader.position)
         else:
             assert code_of(outcome.error) == code_of(leader.error)
+
+    def run_batch(
+        self, principal: Principal, batch: list[BatchItem], expected: list[tuple[str, Any]]
+    ) -> None:
+        """Run ``batch`` and check each item against its prediction: ``("run",
+        expected)``; ``("follow", i)``, a key repeated from item ``i``; ``("replay" |
+        "mismatch", _)``, a key stored before. Successful items take consecutive
+        positions in order; refused ones record nothing."""
+        app = self.application
+        head = app.head()
+        outcomes = app.execute_batch(batch, principal)
+        assert len(outcomes) == len(batch)
+        end = head
+        for i, ((how, what), outcome, item) in enumerate(
+            zip(expected, outcomes, batch, strict=True)
+        ):
+            if how == "run":
+                assert isinstance(what, Expected)
+                assert code_of(outcome.error) == what.error, (i, item.command, outcome.error)
+                if outcome.ok:
+                    assert not outcome.replayed
+                    assert outcome.position == end + what.events, (i, item.command)
+                    end = end + what.events
+                    if item.idempotency_key is not None:
+                        self.keyed[(principal.key_id, item.idempotency_key)] = Keyed(
+                            item.command, principal, outcome.result or {}, outcome.position, True
+                        )
+            elif how == "follow":
+                assert isinstance(what, int)
+                self.check_follower(outcome, outcomes[what], item, batch[what])
+            else:
+                key = item.idempotency_key
+                assert key is not None
+                keyed = self.keyed[(principal.key_id, key)]
+                if how == "replay":
+                    assert outcome.ok and outcome.replayed and outcome.result == keyed.result
+                else:
+                    assert isinstance(outcome.error, application_module.IdempotencyMismatchError)
+        assert app.head() == end, "refused items left events behind"

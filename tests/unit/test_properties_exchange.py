@@ -898,7 +898,7 @@ class ExchangeMachine(CommandMachine):
             assert app.head() == head
 
     @rule(p=principal_ix, items=st.lists(batch_item, min_size=2, max_size=6))
-    def batch(self, p: int, items: list[tuple[str, int, int, str]]) -> None:  # noqa: PLR0912, PLR0915
+    def batch(self, p: int, items: list[tuple[str, int, int, str]]) -> None:
         """Items run in order, one transaction: each refused item leaves no trace, each
         good one records exactly its events, contiguous and in order; a key repeated in
         the batch answers its first item's outcome (or is refused for another command)."""
@@ -942,40 +942,7 @@ class ExchangeMachine(CommandMachine):
             batch.append(BatchItem(command, key))
             expected.append(("run", expect))
 
-        head = app.head()
-        outcomes = app.execute_batch(batch, principal)
-        assert len(outcomes) == len(batch)
-        end = head
-        for i, ((how, what), outcome, item) in enumerate(
-            zip(expected, outcomes, batch, strict=True)
-        ):
-            if how == "run":
-                assert isinstance(what, Expect)
-                assert code_of(outcome.error) == what.error, (i, item.command, outcome.error)
-                if outcome.ok:
-                    assert not outcome.replayed
-                    assert outcome.position == end + what.events, (i, item.command)
-                    end = end + what.events
-                    if item.idempotency_key is not None:
-                        self.keyed[(principal.key_id, item.idempotency_key)] = Keyed(
-                            item.command,
-                            principal,
-                            outcome.result or {},
-                            outcome.position,
-                            True,
-                        )
-            elif how == "follow":
-                assert isinstance(what, int)
-                self.check_follower(outcome, outcomes[what], item, batch[what])
-            else:
-                key = item.idempotency_key
-                assert key is not None
-                keyed = self.keyed[(principal.key_id, key)]
-                if how == "replay":
-                    assert outcome.ok and outcome.replayed and outcome.result == keyed.result
-                else:
-                    assert isinstance(outcome.error, application_module.IdempotencyMismatchError)
-        assert app.head() == end, "refused items left events behind"
+        self.run_batch(principal, batch, expected)
         new = self.ledger.follow(app)
         assert {e.actor for e in new} <= {principal.actor}
 

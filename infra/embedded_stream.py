@@ -4,6 +4,14 @@ SQLite cannot push new events, so subscribers poll the log; to keep latency low
 without hammering the database, the event store's writer wakes them the moment a
 group commits (in this process), and a short poll interval catches writes made by
 other processes (a CLI import while the server runs).
+
+Subscribers in one process (the runners of ``civic serve``) share what is
+decoded: each event is decoded once, whatever its type, and kept until every
+subscriber has read it. A stream that keeps nothing (``keep_decoded=0``: one read
+model in a process of its own, ``civic project NAME``) has nothing to share, so
+each subscription selects only the event types its subscriber handles (SQL
+``topic IN``) and is told how far the selection reached by a record without an
+event (see ``projections.stream``).
 """
 
 from __future__ import annotations
@@ -11,24 +19,29 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from infra.envelopes import envelope_from_notification
 from projections.stream import PositionLookup, StreamRecord
 
 PARTITION = 0
+# A filtered selection scans at most this many positions per read (so a read model
+# of rare events does not scan a long history in one statement)
+FILTERED_SPAN = 50_000
 
 
 class EmbeddedStream:
+    KEEP_DECODED = 50_000
+
     def __init__(
         self,
         recorder: ApplicationRecorder,
         *,
         decode_state: Callable[[bytes], bytes] | None = None,
         poll_interval: float = 0.25,
-        keep_decoded: int = 50_000,
+        keep_decoded: int = KEEP_DECODED,
     ) -> None:
         self.recorder = recorder
         self.decode_state = decode_state
@@ -55,8 +68,12 @@ class EmbeddedStream:
     def head(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
 
-    def subscribe(self, group: str, lookup: PositionLookup) -> EmbeddedSubscription:
-        subscription = EmbeddedSubscription(self, lookup([PARTITION])[PARTITION])
+    def subscribe(
+        self, group: str, lookup: PositionLookup, types: frozenset[str] | None = None
+    ) -> EmbeddedSubscription:
+        after = lookup([PARTITION])[PARTITION]
+        topics = sorted(types) if types is not None and self.keep_decoded <= 0 else None
+        subscription = EmbeddedSubscription(self, after, topics)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -95,19 +112,40 @@ class EmbeddedStream:
                 position += 1
         return cached
 
-    def _decode(self, after: int, limit: int) -> list[StreamRecord]:
+    def read_types(self, after: int, limit: int, topics: Sequence[str]) -> list[StreamRecord]:
+        """Records after ``after`` of the event types ``topics`` (decoded for this
+        caller only), then, if the selection reached past the last of them, a record
+        without an event at the position it reached."""
+        head = self.head()
+        if head <= after:
+            return []
+        if not topics:  # a subscriber of no type moves to the head
+            return [StreamRecord(PARTITION, head, head, None)]
+        stop = min(head, after + FILTERED_SPAN)
         notifications = self.recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False
+            start=after, limit=limit, stop=stop, topics=topics, inclusive_of_start=False
         )
+        records = self._records(notifications)
+        if len(records) < limit and (not records or records[-1].offset < stop):
+            records.append(StreamRecord(PARTITION, stop, stop, None))
+        self.decoded += len(notifications)
+        return records
+
+    def _records(self, notifications: Sequence[Notification]) -> list[StreamRecord]:
         decode = self.decode_state
-        fresh = [
-            StreamRecord(
+        return [
+            StreamRecord.of(
                 PARTITION,
                 n.id,
                 envelope_from_notification(n, decode(n.state) if decode else None),
             )
             for n in notifications
         ]
+
+    def _decode(self, after: int, limit: int) -> list[StreamRecord]:
+        fresh = self._records(
+            self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        )
         if fresh:
             with self._recent_lock:
                 recent = self._recent
@@ -141,16 +179,24 @@ class EmbeddedStream:
 
 
 class EmbeddedSubscription:
-    def __init__(self, stream: EmbeddedStream, after: int) -> None:
+    def __init__(
+        self, stream: EmbeddedStream, after: int, topics: Sequence[str] | None = None
+    ) -> None:
         self.stream = stream
         self.after = max(after, 0)
+        self.topics = topics  # None: every event, through the shared decoded records
         self.closed = False
 
+    def _read(self, max_records: int) -> list[StreamRecord]:
+        if self.topics is None:
+            return self.stream.read(self.after, max_records)
+        return self.stream.read_types(self.after, max_records, self.topics)
+
     def poll(self, max_records: int, timeout: float) -> list[StreamRecord]:
-        records = self.stream.read(self.after, max_records)
+        records = self._read(max_records)
         if not records and timeout > 0 and not self.closed:
             self.stream.wait_for_new(self.after, timeout)
-            records = self.stream.read(self.after, max_records)
+            records = self._read(max_records)
         if records:
             self.after = records[-1].offset
         return records

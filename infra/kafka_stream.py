@@ -293,9 +293,11 @@ class KafkaStream:
 
     # -- EventStream ---------------------------------------------------------------
 
-    def subscribe(self, group: str, lookup: PositionLookup) -> KafkaSubscription:
+    def subscribe(
+        self, group: str, lookup: PositionLookup, types: frozenset[str] | None = None
+    ) -> KafkaSubscription:
         self.ensure_topic()
-        return KafkaSubscription(self, group, lookup)
+        return KafkaSubscription(self, group, lookup, types)
 
     def head(self) -> int:
         """The last published global position (read from the partition tails; cached
@@ -390,10 +392,19 @@ class KafkaSubscription:
     may then come again; the runner's check against its database drops them.
     """
 
-    def __init__(self, stream: KafkaStream, group: str, lookup: PositionLookup) -> None:
+    def __init__(
+        self,
+        stream: KafkaStream,
+        group: str,
+        lookup: PositionLookup,
+        types: frozenset[str] | None = None,
+    ) -> None:
         self.stream = stream
         self.group = group
         self.lookup = lookup
+        # the ``type`` headers worth decoding (None: every record)
+        self._wanted = None if types is None else frozenset(t.encode() for t in types)
+        self.passed_over = 0  # records of other types, delivered without decoding
         self.undecodable = 0
         self.restarts = 0
         self._options: dict[str, Any] = {
@@ -668,6 +679,7 @@ class KafkaSubscription:
 
     def _buffer(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
         validate = EventEnvelope.__pydantic_validator__.validate_json
+        wanted = self._wanted
         for tp, records in fetched.items():
             partition = tp.partition
             buffer = self._buffers.get(partition)
@@ -675,6 +687,11 @@ class KafkaSubscription:
                 continue
             append = buffer.append
             for r in records:
+                if wanted is not None:
+                    skip = self._passed_over(partition, r, wanted)
+                    if skip is not None:
+                        append(skip)
+                        continue
                 try:
                     envelope = validate(r.value)
                 except (ValidationError, ValueError, TypeError) as exc:
@@ -692,11 +709,33 @@ class KafkaSubscription:
                     if name == HEADER_PREV:
                         prev = int(value)
                         break
-                append((envelope.position, prev, StreamRecord(partition, r.offset, envelope)))
+                append((envelope.position, prev, StreamRecord.of(partition, r.offset, envelope)))
             if len(buffer) > self.stream.max_buffered and partition not in self._paused:
                 self._consumer.pause(tp)
                 self._paused.add(partition)
         self._update_lag()
+
+    def _passed_over(self, partition: int, r: Any, wanted: frozenset[bytes]) -> _Pending | None:
+        """A record of a type the subscriber does not handle, from its headers alone
+        (its value is not decoded); None for one to decode (wanted, or headers
+        missing)."""
+        kind = position = prev = None
+        for name, value in r.headers:
+            if name == HEADER_TYPE:
+                kind = value
+            elif name == HEADER_POSITION:
+                position = value
+            elif name == HEADER_PREV:
+                prev = value
+        if kind is None or position is None or kind in wanted:
+            return None
+        at = int(position)
+        self.passed_over += 1
+        return (
+            at,
+            _NO_LINK if prev is None else int(prev),
+            StreamRecord(partition, r.offset, at, None),
+        )
 
     def _merge(self, max_records: int) -> list[StreamRecord]:
         """Deliver buffered records in store order (see the module doc)."""

@@ -74,7 +74,7 @@ def render_prometheus(platform: Platform) -> str:
     applied = _Family(
         "civic_projection_events_applied_total",
         "counter",
-        "Events applied by this process's runner.",
+        "Events applied by this process's runner (not counting those of types it does not handle).",
     )
     skipped = _Family(
         "civic_projection_duplicates_skipped_total",

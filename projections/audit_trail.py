@@ -241,6 +241,7 @@ Subject = tuple[int, int | None, int | None]
 
 class AuditTrailProjection(Projection):
     name = "audit_trail"
+    takes_every_event = True  # also types this code predates (see ``apply``)
 
     def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.timezone = timezone  # accepted like every projection's; times are kept in UTC

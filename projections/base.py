@@ -32,6 +32,9 @@ class Projection(ABC):
 
     name: ClassVar[str]
     handlers: ClassVar[dict[str, str]]
+    # True for a read model that records every event, also of types it has no
+    # handler for (the audit trail): a stream must then deliver it every event
+    takes_every_event: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -44,7 +47,14 @@ class Projection(ABC):
 
     @property
     def topics(self) -> frozenset[str]:
+        """The event types this read model has handlers for."""
         return frozenset(self.handlers)
+
+    @property
+    def subscribed(self) -> frozenset[str] | None:
+        """The event types a stream must deliver with their event (None: all); the
+        others only move the read model's position."""
+        return None if self.takes_every_event else self.topics
 
     @abstractmethod
     def create_tables(self, conn: sqlite3.Connection) -> None: ...

@@ -9,6 +9,11 @@ projection database serialise on SQLite's write lock and a record the other
 applied is a no-op. Large batches are what make catching up fast: a commit, the
 projection's roll-ups and its upserts are paid once per batch, not per event.
 
+The runner names the event types its projection handles when it subscribes
+(``Projection.subscribed``); a stream may then pass over the others without
+decoding them, delivering records without an event that only move the position
+(see ``projections.stream``).
+
 A batch that fails is split in halves, each applied in its own transaction, down
 to the event that fails; that event is retried with back-off and, if it keeps
 failing, parked in ``dead_letters`` with its error so the rest of the stream
@@ -49,7 +54,7 @@ BATCH_SIZE = 20_000  # events per transaction at most
 POLL_SIZE = 2_000  # records asked of the stream per poll
 GATHER_SECONDS = 0.25  # how long a batch may gather polls that return records at once
 
-_position = attrgetter("event.position")
+_position = attrgetter("position")
 
 DEAD_LETTER_DDL = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -126,7 +131,9 @@ class ProjectionRunner:
 
     def subscribe(self) -> Subscription:
         if self._subscription is None:
-            self._subscription = self.stream.subscribe(self.name, self.store.offsets)
+            self._subscription = self.stream.subscribe(
+                self.name, self.store.offsets, self.projection.subscribed
+            )
         return self._subscription
 
     def start(self) -> None:
@@ -175,7 +182,8 @@ class ProjectionRunner:
         log.info("projection.stopped", projection=self.name, position=self.position)
 
     def run_once(self, timeout: float | None = None, *, linger: float | None = None) -> int:
-        """Gather one batch and apply it; returns how many events were applied."""
+        """Gather one batch and apply it; returns how many records it took (events
+        applied, and records of other types that only moved the position)."""
         subscription = self.subscribe()
         records = self._gather(
             subscription,
@@ -259,7 +267,7 @@ class ProjectionRunner:
                     reached[partition] = applied[partition] = (offset, position)
                 partition = r.partition
                 offset, position = applied.get(partition, (-1, 0))
-            at = r.event.position
+            at = r.position
             if r.offset > offset and at > position:
                 append(r)
                 offset, position = r.offset, at
@@ -273,9 +281,11 @@ class ProjectionRunner:
             fresh, reached = self._fresh(conn, records)
             if not fresh:
                 return 0
-            self.projection.apply(conn, [r.event for r in fresh])
+            events = [r.event for r in fresh if r.event is not None]
+            if events:
+                self.projection.apply(conn, events)
             self.store.save_offsets(conn, reached)
-        self.stats.applied += len(fresh)
+        self.stats.applied += len(events)
         return len(fresh)
 
     def _apply_or_split(self, records: Sequence[StreamRecord]) -> int:
@@ -301,32 +311,37 @@ class ProjectionRunner:
             except Exception as exc:
                 error = exc
                 time.sleep(self.retry_backoff * 2 ** (attempt - 1))
+        event = record.event
+        if event is None:  # no event to blame: the view database itself fails
+            raise RuntimeError(f"cannot record offset {record.offset}") from error
         with self.store.transaction() as conn:
             fresh, reached = self._fresh(conn, [record])
             if not fresh:
                 return 0
-            self._park(conn, record, repr(error))
+            self._park(conn, record, event, repr(error))
             self.store.save_offsets(conn, reached)
         self.stats.failures += 1
         self.stats.last_error = repr(error)
         log.error(
             "projection.event_parked",
             projection=self.name,
-            position=record.event.position,
-            type=record.event.type,
+            position=event.position,
+            type=event.type,
             error=repr(error),
         )
         return 0
 
-    def _park(self, conn: sqlite3.Connection, record: StreamRecord, error: str) -> None:
+    def _park(
+        self, conn: sqlite3.Connection, record: StreamRecord, event: EventEnvelope, error: str
+    ) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                record.event.position,
+                event.position,
                 record.partition,
                 record.offset,
-                record.event.type,
-                record.event.model_dump_json(),
+                event.type,
+                event.model_dump_json(),
                 error,
                 self.max_attempts,
                 time.time(),

@@ -6,6 +6,13 @@ notification log (``infra.embedded_stream``) and Kafka consumer groups
 offset that increases within its partition. A subscriber tells the stream where
 it is (the last offset it applied per partition, read from its own database) and
 the stream delivers what comes after.
+
+A subscriber may name the event types it handles. A stream may then leave out the
+events of other types: it still delivers a record for them (or one for a run of
+them, at the last one's offset) so the subscriber's position moves past them,
+but without its event (``event`` is None), so nobody pays for decoding an event
+that no handler reads. A stream may also ignore the types and deliver every event
+(the embedded stream does while it shares decoded events among subscribers).
 """
 
 from __future__ import annotations
@@ -25,7 +32,12 @@ PositionLookup = Callable[[Sequence[int]], Mapping[int, int]]
 class StreamRecord:
     partition: int
     offset: int
-    event: EventEnvelope
+    position: int  # the event's global position in the store
+    event: EventEnvelope | None  # None: of a type the subscriber does not handle
+
+    @classmethod
+    def of(cls, partition: int, offset: int, event: EventEnvelope) -> StreamRecord:
+        return cls(partition, offset, event.position, event)
 
 
 class Subscription(Protocol):
@@ -46,7 +58,11 @@ class Subscription(Protocol):
 
 
 class EventStream(Protocol):
-    def subscribe(self, group: str, lookup: PositionLookup) -> Subscription: ...
+    def subscribe(
+        self, group: str, lookup: PositionLookup, types: frozenset[str] | None = None
+    ) -> Subscription:
+        """``types``: the event types the subscriber handles (None: all of them)."""
+        ...
 
     def head(self) -> int:
         """The latest global position available on the stream (0 when empty)."""

@@ -200,7 +200,12 @@ def project(
         from infra.embedded_stream import EmbeddedStream  # noqa: PLC0415
 
         app = build_application(settings)
-        stream = EmbeddedStream(app.recorder, poll_interval=poll_interval)
+        # one read model: nothing to share, so it reads only the event types it handles
+        stream = EmbeddedStream(
+            app.recorder,
+            poll_interval=poll_interval,
+            keep_decoded=EmbeddedStream.KEEP_DECODED if len(chosen) > 1 else 0,
+        )
     # no lingering: in a process of its own a runner shares the interpreter with no
     # API, and the consumer's fetch already gathers (CIVIC_PROJECTION_LINGER is for
     # the runners inside `civic serve`)

@@ -178,6 +178,7 @@ class Ledger(Projection):
     store's order broken) or out of its aggregate's version order."""
 
     name = "ledger"
+    takes_every_event = True  # it has no handlers: ``apply`` records every event
 
     def __init__(self, *, timezone: str = "UTC") -> None:
         self.timezone = timezone

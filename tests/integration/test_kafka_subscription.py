@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from eventsourcing.utils import get_topic
 from kafka import KafkaProducer
 
+from domain.volunteers import Volunteer
 from infra.kafka_stream import (
     HEADER_POSITION,
     HEADER_PREV,
@@ -23,6 +25,7 @@ from infra.kafka_stream import (
     ensure_topic,
 )
 from projections.envelope import EventEnvelope
+from projections.stream import StreamRecord
 from tests.integration.conftest import History, KafkaBroker
 
 pytestmark = pytest.mark.kafka
@@ -36,8 +39,33 @@ def _everything(subscription: KafkaSubscription, head: int, size: int) -> list[i
     positions: list[int] = []
     deadline = time.monotonic() + 60
     while len(positions) < head and time.monotonic() < deadline:
-        positions += [r.event.position for r in subscription.poll(size, 0.5)]
+        positions += [r.position for r in subscription.poll(size, 0.5)]
     return positions
+
+
+def test_records_of_types_not_asked_for_come_without_their_event(
+    history: History, group_prefix: str
+) -> None:
+    """A subscriber naming the types it handles is handed every record, in store
+    order (its offsets must move past them all), but only those types decoded."""
+    stored = history.app.recorder.select_notifications(start=1, limit=history.head)
+    wanted = get_topic(Volunteer.Registered)
+    stream = KafkaStream.from_settings(history.settings, group_prefix=group_prefix)
+    subscription = stream.subscribe("typed", lambda ps: {p: -1 for p in ps}, frozenset({wanted}))
+    try:
+        records: list[StreamRecord] = []
+        deadline = time.monotonic() + 60
+        while len(records) < history.head and time.monotonic() < deadline:
+            records += subscription.poll(500, 0.5)
+    finally:
+        subscription.close()
+    assert [r.position for r in records] == [n.id for n in stored]
+    decoded = [r for r in records if r.event is not None]
+    assert [r.position for r in decoded] == [n.id for n in stored if n.topic == wanted]
+    assert all(r.event.type == wanted and r.event.position == r.position for r in decoded)
+    assert 0 < len(decoded) < len(records)
+    assert subscription.passed_over == len(records) - len(decoded)
+    assert subscription.undecodable == 0
 
 
 @pytest.mark.parametrize("fetch_ahead", [500, 0])

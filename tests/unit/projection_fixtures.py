@@ -271,7 +271,8 @@ def envelope(
 def renumbered(records: list[StreamRecord], start: int = 1) -> Iterator[StreamRecord]:
     """The records at consecutive offsets and positions from ``start``."""
     for n, r in enumerate(records, start):
-        yield StreamRecord(r.partition, n, r.event.model_copy(update={"position": n}))
+        assert r.event is not None
+        yield StreamRecord.of(r.partition, n, r.event.model_copy(update={"position": n}))
 
 
 def dump(store: ViewStore) -> dict[str, list[tuple[Any, ...]]]:

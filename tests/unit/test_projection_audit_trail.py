@@ -159,7 +159,7 @@ def test_filter_by_actor_and_type(trail: Trail) -> None:
 
 
 def _apply(runner: ProjectionRunner, envelopes: list[EventEnvelope]) -> None:
-    runner.apply_records([StreamRecord(0, e.position, e) for e in envelopes])
+    runner.apply_records([StreamRecord.of(0, e.position, e) for e in envelopes])
 
 
 def test_filter_by_time_and_events_of_unknown_types(trail: Trail) -> None:

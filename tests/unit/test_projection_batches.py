@@ -13,12 +13,13 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
 
 from domain.base import acting_as
 from domain.units import PracticeUnit, UnitTier
 from infra.embedded_stream import EmbeddedStream
 from infra.settings import Settings
-from projections.base import Projection
+from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
@@ -36,6 +37,7 @@ class Journal(Projection):
     size; refuses the events at ``poison`` positions (their transaction rolls back)."""
 
     name = "journal"
+    takes_every_event = True  # it has no handlers: ``apply`` notes every event
 
     def __init__(self, poison: Sequence[int] = ()) -> None:
         self.poison = set(poison)
@@ -252,3 +254,86 @@ def test_the_api_processs_runners_linger_as_configured(
     make = runner_factory(settings, stream)
     assert make("leaderboard", tmp_path / "leaderboard.sqlite").linger == 0.2
     assert _runner(tmp_path, stream, Journal()).linger == 0  # a runner's own default
+
+
+# -- a stream that keeps nothing: each subscription selects its own types ------------
+
+OPENED = get_topic(PracticeUnit.Opened)
+
+
+class Renames(Journal):
+    """A read model of renamed units only (the stream's store holds none)."""
+
+    name = "renames"
+    takes_every_event = False
+
+    @handles(PracticeUnit.Renamed)
+    def renamed(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        conn.execute("INSERT INTO journal VALUES (?)", (envelope.position,))
+
+    def apply(self, conn: sqlite3.Connection, events: Sequence[EventEnvelope]) -> None:
+        self.transactions.append(len(events))
+        Projection.apply(self, conn, events)  # through the handlers, as read models do
+
+
+def test_a_shared_stream_delivers_every_event_whatever_the_types(stream: EmbeddedStream) -> None:
+    subscription = stream.subscribe("s", lambda ps: {0: -1}, frozenset({"no.such:Type"}))
+    records = subscription.poll(1000, 0)
+    assert [r.offset for r in records] == list(range(1, 1001))
+    assert all(r.event is not None for r in records)
+
+
+def test_a_stream_keeping_nothing_selects_the_types_and_marks_how_far_it_read(
+    stream: EmbeddedStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    selective = EmbeddedStream(stream.recorder, keep_decoded=0)
+    monkeypatch.setattr("infra.embedded_stream.FILTERED_SPAN", 300)
+    none = selective.subscribe("none", lambda ps: {0: -1}, frozenset({"no.such:Type"}))
+    # no event of the type: records without an event, one per span scanned
+    assert [(r.offset, r.event) for r in none.poll(100, 0)] == [(300, None)]
+    assert [r.offset for r in none.poll(100, 0)] == [600]
+    assert [r.offset for r in none.poll(100, 0)] + [r.offset for r in none.poll(100, 0)] == [
+        900,
+        1000,
+    ]
+    assert none.poll(100, 0) == []
+    assert selective.decoded == 0
+    # a wanted type: its events, decoded, up to the limit
+    opened = selective.subscribe("opened", lambda ps: {0: 10}, frozenset({OPENED}))
+    records = opened.poll(50, 0)
+    assert [r.offset for r in records] == list(range(11, 61))
+    assert all(r.event is not None and r.event.position == r.offset for r in records)
+    assert selective.decoded == 50
+    # a subscriber of no type at all moves straight to the head
+    nothing = selective.subscribe("nothing", lambda ps: {0: -1}, frozenset())
+    assert [(r.offset, r.event) for r in nothing.poll(100, 0)] == [(1000, None)]
+
+
+def test_a_runner_of_types_the_store_lacks_reaches_the_head_and_serves_reads(
+    tmp_path: Path, stream: EmbeddedStream
+) -> None:
+    selective = EmbeddedStream(stream.recorder, keep_decoded=0)
+    renames = Renames()
+    runner = _runner(tmp_path, selective, renames)
+    assert runner.catch_up(0) == 1  # one record, without an event, for the 1,000
+    assert runner.position == 1000
+    assert renames.transactions == []  # no event to hand it: not called at all
+    runner.start()
+    try:
+        position = _open_unit(selective, "a")  # of a type it does not handle
+        assert runner.wait_for(position, timeout=10.0)  # read-your-writes still holds
+    finally:
+        runner.stop()
+    assert Journal.positions(runner.store) == []
+    assert selective.decoded == 0
+
+
+def test_the_audit_trail_takes_every_event_and_the_others_their_handled_types() -> None:
+    from projections.catalog import PROJECTIONS  # noqa: PLC0415
+
+    for name, factory in PROJECTIONS.items():
+        projection = factory()
+        if name == "audit_trail":
+            assert projection.subscribed is None
+        else:
+            assert projection.subscribed == projection.topics

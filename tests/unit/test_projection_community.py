@@ -211,5 +211,5 @@ def test_a_malformed_wish_is_parked_by_the_board(scenario: Scenario) -> None:
     poison = envelope(
         Wish.Posted, position=1, aggregate_version=1, payload={"unit_id": "u", "unit_path": 42}
     )
-    runner.apply_records([StreamRecord(0, 1, poison)])
+    runner.apply_records([StreamRecord.of(0, 1, poison)])
     assert [d["position"] for d in runner.dead_letters()] == [1]

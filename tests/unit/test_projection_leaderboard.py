@@ -126,7 +126,7 @@ def test_service_hours_count_when_confirmed(scenario: Scenario) -> None:
         payload={"volunteer_id": uid(v), "minutes": 90, "people_served": 2},
         recorded_at=datetime(2026, 3, 20, 8, 0, tzinfo=UTC),
     )
-    runner.apply_records([StreamRecord(0, confirmed.position, confirmed)])
+    runner.apply_records([StreamRecord.of(0, confirmed.position, confirmed)])
     assert board(runner.store, by="hours", period="month", period_key="2026-03") == [
         ("志愿者", 1, 0, 90)
     ]

@@ -154,7 +154,7 @@ def test_points_follow_the_home_and_redemptions_the_reward(network: Network) -> 
 def _record(runner: ProjectionRunner, event: object) -> int:
     position = runner.position + 1
     env = envelope(position=position, **event)  # type: ignore[arg-type]
-    return runner.apply_records([StreamRecord(0, position, env)])
+    return runner.apply_records([StreamRecord.of(0, position, env)])
 
 
 def test_periods_by_business_time_and_series(network: Network) -> None:

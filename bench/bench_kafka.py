@@ -504,7 +504,7 @@ class TimedRunner(ProjectionRunner):
         n = super().apply_records(records)
         now = time.perf_counter()
         for r in records:
-            self.visible_at.setdefault(r.event.position, now)
+            self.visible_at.setdefault(r.position, now)
         return n
 
 

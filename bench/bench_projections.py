@@ -351,7 +351,9 @@ def measure(label: str, events: int, fn: Callable[[], object]) -> Figure:
 class _NoStream:
     """Runners fed by hand (``apply_records``) never poll a stream."""
 
-    def subscribe(self, group: str, lookup: PositionLookup) -> Subscription:
+    def subscribe(
+        self, group: str, lookup: PositionLookup, types: frozenset[str] | None = None
+    ) -> Subscription:
         msg = "these runners are fed with apply_records(); nothing subscribes"
         raise RuntimeError(msg)
 
@@ -444,7 +446,8 @@ def in_processes(run: Run, names: Sequence[str]) -> Figure:
 
 def in_processes_end_to_end(run: Run, names: Sequence[str]) -> Figure:
     """Each read model in its own (forked) process that opens the store and follows
-    the log itself, decoding it (as `civic project NAME` does, one process per name)."""
+    the log itself, selecting and decoding the event types it handles (as `civic
+    project NAME` does, one process per name)."""
     run.views += 1
     return _timed_children(
         f"end-to-end: {len(names)} processes, each on the log",
@@ -486,7 +489,8 @@ def _follow_in_child(name: str, store: Path, path: Path, batch_size: int) -> Non
         runner = ProjectionRunner(
             PROJECTIONS[name](),
             ViewStore(path),
-            EmbeddedStream(app.recorder),
+            # as `civic project NAME`: nothing shared, so only the types it handles
+            EmbeddedStream(app.recorder, keep_decoded=0),
             batch_size=batch_size,
             retry_backoff=0.0,
         )

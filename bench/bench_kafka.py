@@ -211,13 +211,18 @@ class Rate:
     events: int
     wall: float
     cpu: float
+    streams: int = 1  # consumers that each read all ``events`` in ``cpu``
 
     @property
     def per_second(self) -> float:
         return self.events / self.wall
 
     def line(self, versus: Rate | None = None) -> str:
-        ratio = f"  = {self.per_second / versus.per_second:6.1%} of raw" if versus else ""
+        ratio = ""
+        if versus:
+            ratio = f"  = {self.per_second / versus.per_second:6.1%} of raw"
+            if self.cpu == self.cpu:  # also per CPU-second (in this process, all threads)
+                ratio += f" ({versus.cpu * self.streams / self.cpu:6.1%} per CPU-s)"
         cpu = f", CPU {self.cpu:5.2f} s" if self.cpu == self.cpu else ""  # nan: not measured
         return (
             f"    {self.label:<46} {self.per_second:>9,.0f} events/s"
@@ -323,6 +328,7 @@ def raw_consume(bootstrap: str, topic: str, events: int) -> Rate:
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_poll_records=2_000,
+        fetch_max_wait_ms=50,  # as our subscriptions fetch (fewer stalls than the default)
     )
     tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(tps)
@@ -392,6 +398,7 @@ def projections_consume(
 
     label = f"all {len(together)} in one process (threads), each"
     both = timed(label, events, all_at_once)
+    both.streams = len(together)
     for runner in together.values():
         runner.stop()
     rates.append(both)
@@ -783,7 +790,9 @@ def throughput(
                 if "b" in skip:
                     continue
                 print(f"[{crc}] (b) consuming ...")
-                raw_in = raw_consume(bootstrap, topic, events)
+                # the raw loop before, between and after ours (the broker's caches and
+                # the machine's load drift): the median of the three is the baseline
+                raws = [raw_consume(bootstrap, topic, events)]
                 stream = KafkaStream(
                     bootstrap,
                     topic,
@@ -797,10 +806,14 @@ def throughput(
                     subscription_only(stream, events),
                     subscription_only(polling, events, "  same, fetching in the polling thread"),
                 ]
+                raws.append(raw_consume(bootstrap, topic, events))
                 ours += projections_consume(stream, work / f"views-{enabled}", events, names)
+                raws.append(raw_consume(bootstrap, topic, events))
+                raw_in = median(raws)
                 if enabled:  # CRC settings of this process do not reach the children
                     ours.append(processes_consume(bootstrap, topic, events, names))
-                report += [f"(b) consuming, {crc}:", raw_in.line()]
+                spread = ", ".join(f"{r.per_second:,.0f}" for r in raws)
+                report += [f"(b) consuming, {crc} (raw runs: {spread} events/s):", raw_in.line()]
                 report += [rate.line(raw_in) for rate in ours]
                 if enabled:
                     report.append("  for scale, the same read models fed by the embedded stream:")

@@ -42,8 +42,8 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import IO
-from uuid import uuid4
+from typing import IO, Any
+from uuid import UUID, uuid4
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
@@ -200,7 +200,7 @@ def projector_lag(data_dir: Path) -> int:
 
 class Counter(Aggregate):
     @staticmethod
-    def create_id() -> object:
+    def create_id(*_: Any, **__: Any) -> UUID:
         return uuid4()
 
     def __init__(self) -> None:
@@ -215,7 +215,7 @@ def library_batch_baseline(data: Path, events: int = 20_000, per_save: int = 1_0
     """The library's own ceiling for batches: ``per_save`` aggregates each trigger one
     event and are saved in one transaction (no rules, idempotency records or hash
     chain), events/s."""
-    app: Application = Application(
+    app: Application[UUID] = Application(
         env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(data / "libb.db")}
     )
     counters = [Counter() for _ in range(per_save)]
@@ -231,7 +231,7 @@ def library_batch_baseline(data: Path, events: int = 20_000, per_save: int = 1_0
 
 
 def library_baseline(data: Path, seconds: float, threads: int) -> float:
-    app: Application = Application(
+    app: Application[UUID] = Application(
         env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(data / "lib.db")}
     )
     stop = time.monotonic() + seconds

@@ -116,7 +116,7 @@ def timed(label: str, fn: Any, *args: Any) -> float:
     start, cpu = time.perf_counter(), time.process_time()
     n = fn(*args)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    rate = n / seconds
+    rate = float(n / seconds)
     print(
         f"  {label:<14} {n:>9} events in {seconds:6.2f} s  {rate:>11,.0f} events/s"
         f"  (CPU {cpu:6.2f} s, {n / cpu:>9,.0f} events/s)"
@@ -145,7 +145,7 @@ def writes(
             commit(jobs)
             spent["groups"] += time.perf_counter() - t
 
-        recorder.chain.append = timed_append  # type: ignore[method-assign]
+        recorder.chain.append = timed_append  # type: ignore[method-assign,assignment]
         recorder._commit_group = timed_commit  # type: ignore[method-assign]
 
     def work() -> None:

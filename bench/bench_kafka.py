@@ -46,8 +46,10 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import structlog
 
@@ -252,7 +254,8 @@ def pre_encode(app: CivicApplication) -> list[Message]:
         if not chunk:
             return messages
         for n in chunk:
-            key = message_key(n.originator_id)
+            aggregate = n.originator_id
+            key = message_key(aggregate if isinstance(aggregate, UUID) else UUID(aggregate))
             position = str(n.id).encode()
             headers = [
                 (HEADER_POSITION, position),
@@ -380,7 +383,7 @@ def projections_consume(
         factory = PROJECTIONS[name]
         runner = ProjectionRunner(factory(), ViewStore(views / f"{name}-1.sqlite"), stream)
         rates.append(
-            timed(f"{name} (runner on KafkaStream)", events, lambda r=runner: run_to(r, events))
+            timed(f"{name} (runner on KafkaStream)", events, partial(run_to, runner, events))
         )
         runner.stop()
     together = {
@@ -415,7 +418,7 @@ def embedded_consume(
         stream = EmbeddedStream(app.recorder)
         runner = ProjectionRunner(factory(), ViewStore(views / f"{name}-emb.sqlite"), stream)
         rates.append(
-            timed(f"{name} (runner on EmbeddedStream)", events, lambda r=runner: run_to(r, events))
+            timed(f"{name} (runner on EmbeddedStream)", events, partial(run_to, runner, events))
         )
         runner.stop()
     return rates

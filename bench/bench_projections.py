@@ -503,7 +503,7 @@ def _follow_in_child(name: str, store: Path, path: Path, batch_size: int) -> Non
 def _project_in_child(name: str, batches: Batches, path: Path) -> None:
     runner = ProjectionRunner(PROJECTIONS[name](), ViewStore(path), NO_STREAM, retry_backoff=0.0)
     apply_batched(runner, batches)
-    assert runner.position == batches[-1][-1].event.position
+    assert runner.position == batches[-1][-1].position
 
 
 def catch_up_concurrently(runners: Sequence[ProjectionRunner], head: int) -> None:

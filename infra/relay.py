@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
 import structlog
@@ -127,7 +127,7 @@ class Relay:
         self._published = threading.Condition()
 
     @classmethod
-    def from_settings(cls, settings: Settings, app: CivicApplication, **options: Any) -> Relay:
+    def from_settings(cls, settings: Settings, app: CivicApplication, **options: Any) -> Self:
         """A relay for the application's store, woken by its commits."""
         if not settings.kafka:
             msg = "settings.kafka (CIVIC_KAFKA) names no Kafka bootstrap servers"

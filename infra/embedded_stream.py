@@ -21,9 +21,10 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
-from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.persistence import ApplicationRecorder
 
-from infra.envelopes import envelope_from_notification
+from infra.envelopes import envelope_from_row
+from infra.stored_rows import RowReader, StoredRow
 from projections.stream import PositionLookup, StreamRecord
 
 PARTITION = 0
@@ -44,6 +45,7 @@ class EmbeddedStream:
         keep_decoded: int = KEEP_DECODED,
     ) -> None:
         self.recorder = recorder
+        self._rows = RowReader(recorder)
         self.decode_state = decode_state
         self.poll_interval = poll_interval
         self._new_events = threading.Condition()
@@ -122,30 +124,28 @@ class EmbeddedStream:
         if not topics:  # a subscriber of no type moves to the head
             return [StreamRecord(PARTITION, head, head, None)]
         stop = min(head, after + FILTERED_SPAN)
-        notifications = self.recorder.select_notifications(
-            start=after, limit=limit, stop=stop, topics=topics, inclusive_of_start=False
-        )
-        records = self._records(notifications)
+        records = self._records(self._rows.read(after, limit, topics=topics, stop=stop))
+        self.decoded += len(records)
         if len(records) < limit and (not records or records[-1].offset < stop):
             records.append(StreamRecord(PARTITION, stop, stop, None))
-        self.decoded += len(notifications)
         return records
 
-    def _records(self, notifications: Sequence[Notification]) -> list[StreamRecord]:
+    def _records(self, rows: Sequence[StoredRow]) -> list[StreamRecord]:
         decode = self.decode_state
         return [
-            StreamRecord.of(
+            StreamRecord(
                 PARTITION,
-                n.id,
-                envelope_from_notification(n, decode(n.state) if decode else None),
+                position,
+                position,
+                envelope_from_row(
+                    position, originator, version, topic, decode(state) if decode else state
+                ),
             )
-            for n in notifications
+            for position, originator, version, topic, state in rows
         ]
 
     def _decode(self, after: int, limit: int) -> list[StreamRecord]:
-        fresh = self._records(
-            self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        )
+        fresh = self._records(self._rows.read(after, limit))
         if fresh:
             with self._recent_lock:
                 recent = self._recent

@@ -86,13 +86,18 @@ def decode_stored(n: Notification, state: bytes | None = None) -> tuple[str, Any
     """A stored event's recorded time (ISO 8601 text), actor, current version and plain
     payload, upcast to that version. ``state`` is the plaintext state when the store
     encrypts or compresses."""
-    stored: dict[str, Any] = _from_json(state if state is not None else n.state)
+    return decode_state(n.topic, state if state is not None else n.state)
+
+
+def decode_state(topic: str, state: bytes) -> tuple[str, Any, int, Any]:
+    """:func:`decode_stored` of an event of ``topic`` whose plaintext state is ``state``."""
+    stored: dict[str, Any] = _from_json(state)
     recorded_at = _plain(stored.pop("timestamp"))
     stored.pop("originator_topic", None)
     actor = _plain(stored.pop("actor", "system"))
     version = stored.pop("class_version", 1)
     payload = {k: _plain(v) if type(v) is dict or type(v) is list else v for k, v in stored.items()}
-    cls, current = event_class(n.topic)
+    cls, current = event_class(topic)
     while version < current:
         getattr(cls, f"upcast_v{version}_v{version + 1}")(payload)
         version += 1
@@ -101,15 +106,41 @@ def decode_stored(n: Notification, state: bytes | None = None) -> tuple[str, Any
 
 def envelope_from_notification(n: Notification, state: bytes | None = None) -> EventEnvelope:
     """``state`` is the plaintext state when the store encrypts or compresses."""
-    recorded_at, actor, current, payload = decode_stored(n, state)
-    aggregate_id = n.originator_id if isinstance(n.originator_id, UUID) else UUID(n.originator_id)
-    return _trusted(
-        event_id(aggregate_id, n.originator_version),
+    return envelope_from_row(
         n.id,
+        n.originator_id,
+        n.originator_version,
         n.topic,
+        state if state is not None else n.state,
+    )
+
+
+# aggregate ids as the SQLite store gives them (text), each parsed once
+_aggregate_ids: dict[str, UUID] = {}
+
+
+def envelope_from_row(
+    position: int, originator_id: UUID | str, version: int, topic: str, state: bytes
+) -> EventEnvelope:
+    """The envelope of a stored event given as a row (see ``infra.stored_rows``);
+    ``state`` is its plaintext state."""
+    recorded_at, actor, current, payload = decode_state(topic, state)
+    if isinstance(originator_id, UUID):
+        aggregate_id = originator_id
+    else:
+        found = _aggregate_ids.get(originator_id)
+        if found is None:
+            if len(_aggregate_ids) >= _CACHE_LIMIT:
+                _aggregate_ids.clear()
+            found = _aggregate_ids[originator_id] = UUID(originator_id)
+        aggregate_id = found
+    return _trusted(
+        event_id(aggregate_id, version),
+        position,
+        topic,
         current,
         aggregate_id,
-        n.originator_version,
+        version,
         _fromisoformat(recorded_at),
         actor,
         payload,

@@ -30,7 +30,6 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import ApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
@@ -46,6 +45,7 @@ from infra.kafka_stream import (
     read_last_published,
     tail_consumer,
 )
+from infra.stored_rows import RowReader, StoredRow
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# one stored event: position, originator id (as the store gives it), version, topic, state
-StoredRow = tuple[int, UUID | str, int, str, bytes]
 Header = tuple[str, bytes]
 _Record = tuple[bytes, bytes, list[Header], int]  # value, key, headers, partition
 
@@ -119,7 +117,7 @@ class Relay:
         # repeat, its record key and partition; per event type: its header
         self._aggregates: dict[UUID | str, tuple[AggregateRef, bytes, int]] = {}
         self._type_headers: dict[str, Header] = {}
-        self._select = _sqlite_select(recorder)
+        self._rows = RowReader(recorder)
         self._ahead: _Batch | None = None  # the next batch, prepared while one commits
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -306,16 +304,8 @@ class Relay:
         return _Batch(after, rows[-1][0], records)
 
     def read(self, after: int, limit: int) -> Sequence[StoredRow]:
-        """Up to ``limit`` stored events after position ``after``, in order: one
-        SELECT on a SQLite store, the recorder's notifications on any other."""
-        if self._select is not None:
-            return self._select(after, limit)
-        return [
-            (n.id, n.originator_id, n.originator_version, n.topic, n.state)
-            for n in self.recorder.select_notifications(
-                start=after, limit=limit, inclusive_of_start=False
-            )
-        ]
+        """Up to ``limit`` stored events after position ``after``, in order."""
+        return self._rows.read(after, limit)
 
     def _aggregate(self, originator_id: UUID | str) -> tuple[AggregateRef, bytes, int]:
         if len(self._aggregates) > 200_000:
@@ -458,27 +448,3 @@ def _close_quietly(producer: Any) -> None:
         producer.close(timeout=1)
     except Exception as exc:  # closing cannot make things worse; note it and move on
         log.debug("relay.producer_close_failed", error=repr(exc))
-
-
-def _sqlite_select(recorder: ApplicationRecorder) -> Callable[[int, int], list[StoredRow]] | None:
-    """A reader of the SQLite store's events table by rowid (the notification id),
-    rows as plain tuples: several times cheaper than the recorder's notifications
-    (a ``Notification`` and a ``UUID`` per row). ``None`` for other stores."""
-    if not isinstance(recorder, SQLiteApplicationRecorder):
-        return None
-    datastore = recorder.datastore
-    table = recorder.events_table_name  # the recorder's own name, never input
-    statement = (
-        "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608 - see table
-        f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
-    )
-
-    def select(after: int, limit: int) -> list[StoredRow]:
-        with datastore.transaction(commit=False) as curs:
-            cursor = curs.sqlite_cursor
-            cursor.row_factory = None  # tuples, not sqlite3.Row
-            cursor.execute(statement, (after, limit))
-            rows: list[StoredRow] = cursor.fetchall()
-        return rows
-
-    return select

@@ -54,4 +54,4 @@ def test_the_relay_reads_what_the_notification_log_holds(app: CivicApplication) 
 def test_on_sqlite_it_reads_the_table_directly(app: CivicApplication) -> None:
     relay = Relay(app.recorder, "127.0.0.1:9")
     on_sqlite = isinstance(app.recorder, SQLiteApplicationRecorder)
-    assert (relay._select is not None) == on_sqlite
+    assert (relay._rows._select is not None) == on_sqlite

@@ -3,14 +3,17 @@ object that knows the admin key and the common calls."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from services.bootstrap import Platform
 
 
 @dataclass
@@ -48,15 +51,43 @@ class Api:
         idempotency_key: str | None = None,
         expect: int | None = None,
     ) -> httpx.Response:
-        response = self.client.post(path, json=body, headers=self.headers(key, idempotency_key))
+        # starlette types TestClient against httpx2, not installed here: its calls give Any
+        response: httpx.Response = self.client.post(
+            path, json=body, headers=self.headers(key, idempotency_key)
+        )
         if expect is not None:
             assert response.status_code == expect, response.text
         return response
 
+    @property
+    def app(self) -> FastAPI:
+        """The application under test (the client types it as any ASGI app)."""
+        app = self.client.app
+        assert isinstance(app, FastAPI)
+        return app
+
+    @property
+    def platform(self) -> Platform:
+        """The platform the application under test runs on."""
+        platform: Platform = self.app.state.platform
+        return platform
+
     def get(
-        self, path: str, *, key: str | None = None, expect: int | None = 200, **params: Any
+        self,
+        path: str,
+        *,
+        key: str | None = None,
+        expect: int | None = 200,
+        params: Mapping[str, Any] | None = None,
+        **query: Any,
     ) -> httpx.Response:
-        response = self.client.get(path, params=params or None, headers=self.headers(key))
+        """GET ``path`` with the query parameters ``query``, and those in ``params``: a
+        mapping for names that are not identifiers (``from``) or for a set of parameters
+        built beforehand (unpacked with ``**`` it could also fill ``key`` or ``expect``)."""
+        merged = {**(params or {}), **query}
+        response: httpx.Response = self.client.get(
+            path, params=merged or None, headers=self.headers(key)
+        )
         if expect is not None:
             assert response.status_code == expect, response.text
         return response

@@ -13,13 +13,20 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.audit import AccessLog
+from tests.conftest import Clock, MintKey
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
 TZ = ZoneInfo("Asia/Shanghai")
 
+# the volunteer, the two activities they served in and the last confirmation's position
+Served = tuple[str, list[str], int]
 
-def _serve(api, station: str, volunteer: str, clock, minutes: int = 120) -> tuple[str, int]:
+
+def _serve(
+    api: Api, station: str, volunteer: str, clock: Clock, minutes: int = 120
+) -> tuple[str, int]:
     """An activity the volunteer served in: returns it and the confirmation's position."""
     starts_at = clock.now + timedelta(minutes=30)
     activity = api.publish(station, starts_at, capacity=5, points_per_hour=10)
@@ -44,7 +51,7 @@ def _serve(api, station: str, volunteer: str, clock, minutes: int = 120) -> tupl
 
 
 @pytest.fixture
-def served(api, network, clock):
+def served(api: Api, network: Network, clock: Clock) -> Served:
     volunteer = api.register(network.station, name="王秀英")
     first, _ = _serve(api, network.station, volunteer, clock, minutes=120)
     second, position = _serve(api, network.station, volunteer, clock, minutes=90)
@@ -52,8 +59,8 @@ def served(api, network, clock):
 
 
 def test_history_of_a_volunteer_is_read_from_the_store_and_the_read_is_logged(
-    api, network, mint_key, served
-):
+    api: Api, network: Network, mint_key: MintKey, served: Served
+) -> None:
     volunteer, _, _ = served
     auditor = mint_key("auditor", name="审计员")
     body = api.get(f"/v1/audit/history/{volunteer}", key=auditor, purpose="年度审计").json()
@@ -67,19 +74,18 @@ def test_history_of_a_volunteer_is_read_from_the_store_and_the_read_is_logged(
     assert entry["actor"].startswith("key:")
     assert len(entry["chain_hash"]) == 64
 
-    log = api.get("/v1/audit/access-log", **{"from": _today(api)}).json()["entries"]
+    log = api.get("/v1/audit/access-log", params={"from": _today(api)}).json()["entries"]
     assert [(e["subject_id"], e["view"], e["purpose"]) for e in log] == [
         (volunteer, "history", "年度审计")
     ]
     assert log[0]["actor"] == f"key:{auditor.split('_')[1]}"  # the auditor who looked
 
 
-def _today(api) -> str:
-    platform = api.client.app.state.platform
-    return platform.app.clock().astimezone(TZ).date().isoformat()
+def _today(api: Api) -> str:
+    return api.platform.app.clock().astimezone(TZ).date().isoformat()
 
 
-def test_everything_about_a_volunteer(api, served):
+def test_everything_about_a_volunteer(api: Api, served: Served) -> None:
     volunteer, activities, position = served
     body = api.get(
         f"/v1/audit/history/{volunteer}", everything="true", min_position=position
@@ -95,7 +101,7 @@ def test_everything_about_a_volunteer(api, served):
     assert set(activities) <= set(body["aggregates"])
 
 
-def test_history_of_an_activity_and_an_unknown_aggregate(api, served):
+def test_history_of_an_activity_and_an_unknown_aggregate(api: Api, served: Served) -> None:
     _, activities, _ = served
     entries = api.get(f"/v1/audit/history/{activities[0]}").json()["entries"]
     assert [e["type"] for e in entries][:2] == ["Published", "SignedUp"]
@@ -105,11 +111,11 @@ def test_history_of_an_activity_and_an_unknown_aggregate(api, served):
     assert missing.headers["content-type"].startswith("application/problem+json")
 
 
-def test_certificate_json_html_and_verification(api, network, served):
+def test_certificate_json_html_and_verification(api: Api, network: Network, served: Served) -> None:
     volunteer, activities, _ = served
     day = _today(api)
     params = {"volunteer_id": volunteer, "from": "2020-01-01", "to": day}
-    cert = api.get("/v1/audit/certificates", **params).json()
+    cert = api.get("/v1/audit/certificates", params=params).json()
     assert cert["service_count"] == 2
     assert cert["total_minutes"] == 210
     assert cert["total_hours"] == "3.50"
@@ -117,10 +123,10 @@ def test_certificate_json_html_and_verification(api, network, served):
     assert [s["activity_id"] for s in cert["services"]] == activities
     assert cert["range"]["chain_hash"] == cert["services"][-1]["event_hash"]
     assert cert["number"].startswith("CVS-20200101-")
-    again = api.get("/v1/audit/certificates", **params).json()
+    again = api.get("/v1/audit/certificates", params=params).json()
     assert again["number"] == cert["number"]  # the same history, the same number
 
-    page = api.get("/v1/audit/certificates", format="html", **params)
+    page = api.get("/v1/audit/certificates", format="html", params=params)
     assert page.headers["content-type"].startswith("text/html")
     assert "志愿服务记录证明" in page.text
     assert cert["number"] in page.text
@@ -139,24 +145,24 @@ def test_certificate_json_html_and_verification(api, network, served):
     outside = api.get(
         "/v1/audit/certificates",
         volunteer_id=volunteer,
-        **{"from": "2020-01-01", "to": "2020-12-31"},
+        params={"from": "2020-01-01", "to": "2020-12-31"},
     ).json()
     assert outside["service_count"] == 0
 
 
-def test_certificate_reads_are_logged(api, served):
+def test_certificate_reads_are_logged(api: Api, served: Served) -> None:
     volunteer, _, _ = served
     api.get(
         "/v1/audit/certificates",
         volunteer_id=volunteer,
         purpose="开具证明",
-        **{"from": "2020-01-01", "to": _today(api)},
+        params={"from": "2020-01-01", "to": _today(api)},
     )
-    log = api.get("/v1/audit/access-log", **{"from": _today(api)}).json()["entries"]
+    log = api.get("/v1/audit/access-log", params={"from": _today(api)}).json()["entries"]
     assert [(e["view"], e["purpose"]) for e in log] == [("certificate", "开具证明")]
 
 
-def test_exports_stream_the_audit_trail(api, served):
+def test_exports_stream_the_audit_trail(api: Api, served: Served) -> None:
     volunteer, _, position = served
     trail = api.get("/v1/audit", volunteer_id=volunteer, min_position=position, limit=1000)
     expected = [item["position"] for item in trail.json()["items"]]
@@ -175,7 +181,7 @@ def test_exports_stream_the_audit_trail(api, served):
     assert table[0]["event_type"] == "Registered"
 
 
-def test_export_of_everything_spans_many_pages(api, network, served):
+def test_export_of_everything_spans_many_pages(api: Api, network: Network, served: Served) -> None:
     _, _, position = served
     api.get("/v1/audit", min_position=position, limit=1)  # the trail has caught up
     export = api.get("/v1/audit/export", format="jsonl")
@@ -185,7 +191,7 @@ def test_export_of_everything_spans_many_pages(api, network, served):
     assert [r["position"] for r in rows] == list(range(1, position + 1))
 
 
-def test_verify_over_http(api, served):
+def test_verify_over_http(api: Api, served: Served) -> None:
     report = api.get("/v1/audit/verify").json()
     assert report["ok"]
     assert report["first_break"] is None
@@ -203,19 +209,21 @@ def test_verify_over_http(api, served):
         ("/v1/audit/certificates", {"from": "2026-01-01", "to": "2026-12-31"}),
     ],
 )
-def test_unit_admins_are_refused(api, network, mint_key, served, path, params):
+def test_unit_admins_are_refused(
+    api: Api, network: Network, mint_key: MintKey, served: Served, path: str, params: dict[str, str]
+) -> None:
     volunteer, _, _ = served
     unit_admin = mint_key("unit_admin", network.center)
     if "certificates" in path:
         params = {**params, "volunteer_id": volunteer}
-    response = api.get(path.format(volunteer=volunteer), key=unit_admin, expect=403, **params)
+    response = api.get(path.format(volunteer=volunteer), key=unit_admin, expect=403, params=params)
     assert response.json()["code"] == "forbidden"
 
 
-def test_only_admins_read_the_access_log(api, mint_key, served):
+def test_only_admins_read_the_access_log(api: Api, mint_key: MintKey, served: Served) -> None:
     volunteer, _, _ = served
     auditor = mint_key("auditor")
-    api.get("/v1/audit/access-log", key=auditor, expect=403, **{"from": "2026-01-01"})
+    api.get("/v1/audit/access-log", key=auditor, expect=403, params={"from": "2026-01-01"})
     api.get(f"/v1/audit/history/{volunteer}", key=auditor)  # recorded in today's log
     log_id = AccessLog.create_id(date.fromisoformat(_today(api)))
     api.get(f"/v1/audit/history/{log_id}", key=auditor, expect=403)

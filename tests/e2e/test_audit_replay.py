@@ -10,10 +10,13 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import Clock, MintKey
+from tests.e2e.conftest import Api, Network
+
 pytestmark = pytest.mark.e2e
 
 
-def _history(api, network, clock) -> dict[str, str]:
+def _history(api: Api, network: Network, clock: Clock) -> dict[str, str]:
     volunteer = api.register(network.station)
     starts_at = clock.now + timedelta(minutes=30)
     activity = api.publish(network.station, starts_at, points_per_hour=10)
@@ -47,13 +50,15 @@ def _history(api, network, clock) -> dict[str, str]:
     }
 
 
-def _caught_up(api, network, position: str) -> None:
+def _caught_up(api: Api, network: Network, position: str) -> None:
     api.get("/v1/leaderboards", min_position=position)
     api.get(f"/v1/units/{network.center}/metrics", min_position=position)
     api.get("/v1/audit", min_position=position)
 
 
-def test_an_auditor_replays_explains_and_checks(api, network, clock, mint_key) -> None:
+def test_an_auditor_replays_explains_and_checks(
+    api: Api, network: Network, clock: Clock, mint_key: MintKey
+) -> None:
     h = _history(api, network, clock)
     auditor = mint_key("auditor")
     v = h["volunteer"]
@@ -66,7 +71,7 @@ def test_an_auditor_replays_explains_and_checks(api, network, clock, mint_key) -
     ]
     assert (stmt["opening_balance"], stmt["closing_balance"]) == (0, 10)
     later = api.get(
-        f"/v1/audit/passbooks/{v}/statement", key=auditor, **{"from": h["served_at"]}
+        f"/v1/audit/passbooks/{v}/statement", key=auditor, params={"from": h["served_at"]}
     ).json()
     assert later["opening_balance"] == 0  # the service award was booked at served_at
 
@@ -104,14 +109,18 @@ def test_an_auditor_replays_explains_and_checks(api, network, clock, mint_key) -
     assert bad.headers["content-type"].startswith("application/problem+json")
 
 
-def test_the_audit_interface_is_for_auditors_and_admins(api, network, mint_key) -> None:
+def test_the_audit_interface_is_for_auditors_and_admins(
+    api: Api, network: Network, mint_key: MintKey
+) -> None:
     unit_admin = mint_key("unit_admin", network.station)
     response = api.get("/v1/audit/check", key=unit_admin, expect=403)
     assert response.json()["code"] == "forbidden"
     api.get(f"/v1/audit/passbooks/{network.station}/statement", expect=404)
 
 
-def test_a_correction_from_request_to_approval(api, network, clock, mint_key) -> None:
+def test_a_correction_from_request_to_approval(
+    api: Api, network: Network, clock: Clock, mint_key: MintKey
+) -> None:
     h = _history(api, network, clock)
     station_app = mint_key("service", network.station)
     auditor = mint_key("auditor")

@@ -8,12 +8,15 @@ from uuid import uuid4
 
 import pytest
 
+from tests.conftest import Clock, MintKey
+from tests.e2e.conftest import Api, Network
+
 pytestmark = pytest.mark.e2e
 
 PROBLEM = "application/problem+json"
 
 
-def test_every_route_but_the_probes_needs_a_key(api, network):
+def test_every_route_but_the_probes_needs_a_key(api: Api, network: Network) -> None:
     unit = api.client.get(f"/v1/units/{network.station}")
     assert unit.status_code == 401
     assert unit.headers["WWW-Authenticate"] == "Bearer"
@@ -29,7 +32,7 @@ def test_every_route_but_the_probes_needs_a_key(api, network):
         assert api.client.get(path).status_code == 200, path
 
 
-def test_invalid_keys_are_401(api):
+def test_invalid_keys_are_401(api: Api) -> None:
     for authorization in (
         "Bearer civic_0000000000000000_nope",
         "Bearer garbage",
@@ -41,7 +44,9 @@ def test_invalid_keys_are_401(api):
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_station_key_cannot_act_on_another_station(api, network, mint_key, clock):
+def test_station_key_cannot_act_on_another_station(
+    api: Api, network: Network, mint_key: MintKey, clock: Clock
+) -> None:
     station_key = mint_key("service", network.station)
     mine = api.register(network.station, key=station_key)
     theirs = api.register(network.other_station)
@@ -70,11 +75,13 @@ def test_station_key_cannot_act_on_another_station(api, network, mint_key, clock
     assert board["unit_id"] == network.station
 
 
-def test_auditor_reads_everything_and_writes_nothing(api, network, mint_key):
+def test_auditor_reads_everything_and_writes_nothing(
+    api: Api, network: Network, mint_key: MintKey
+) -> None:
     auditor = mint_key("auditor")
     volunteer = api.register(network.other_station)
     assert api.get(f"/v1/passbooks/{volunteer}", key=auditor).json()["balance"] == 0
-    head = api.client.app.state.platform.app.head()
+    head = api.platform.app.head()
     assert api.get("/v1/audit", key=auditor, min_position=head).json()["items"]
 
     refused = api.post(f"/v1/passbooks/{volunteer}/awards", {"points": 5, "reason": "x"},
@@ -84,7 +91,7 @@ def test_auditor_reads_everything_and_writes_nothing(api, network, mint_key):
     assert api.post("/v1/keys", {"name": "x", "role": "auditor"}, key=auditor).status_code == 403
 
 
-def test_key_management(api, network, mint_key):
+def test_key_management(api: Api, network: Network, mint_key: MintKey) -> None:
     institute_admin = mint_key("unit_admin", network.institute)
 
     created = api.post(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Clock, MintKey
 from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,7 @@ def _audit_types(api: Api, unit: str, position: int, prefix: str) -> list[str]:
 # -- funds ------------------------------------------------------------------------------
 
 
-def test_a_charity_fund_round_trip(api: Api, network: Network, mint_key) -> None:
+def test_a_charity_fund_round_trip(api: Api, network: Network, mint_key: MintKey) -> None:
     opened = api.post(
         "/v1/funds", {"unit_id": network.station, "title": "观音桥社区慈善基金"}, expect=201
     )
@@ -139,7 +140,7 @@ def test_a_charity_fund_round_trip(api: Api, network: Network, mint_key) -> None
 # -- wishes -----------------------------------------------------------------------------
 
 
-def test_a_micro_wish_round_trip(api: Api, network: Network, mint_key) -> None:
+def test_a_micro_wish_round_trip(api: Api, network: Network, mint_key: MintKey) -> None:
     volunteer = api.register(network.station)
     posted = api.post(
         "/v1/wishes",
@@ -221,7 +222,9 @@ def test_a_micro_wish_round_trip(api: Api, network: Network, mint_key) -> None:
 # -- venture calls ----------------------------------------------------------------------
 
 
-def test_a_venture_call_round_trip(api: Api, network: Network, clock, mint_key) -> None:
+def test_a_venture_call_round_trip(
+    api: Api, network: Network, clock: Clock, mint_key: MintKey
+) -> None:
     deadline = clock.now + timedelta(days=20)
     opened = api.post(
         "/v1/venture-calls",

@@ -6,19 +6,23 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
+
+from tests.conftest import Clock
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
 
-def test_two_redemptions_of_the_last_item_one_wins(api, network):
+def test_two_redemptions_of_the_last_item_one_wins(api: Api, network: Network) -> None:
     first, second = api.register(network.station), api.register(network.station)
     for volunteer in (first, second):
         api.award(volunteer, 100)
     reward = api.list_reward(network.station, cost=60, stock=1)
     start = threading.Barrier(2)
 
-    def redeem(volunteer: str):
+    def redeem(volunteer: str) -> httpx.Response:
         start.wait()
         return api.post("/v1/redemptions", {"volunteer_id": volunteer, "reward_id": reward})
 
@@ -33,12 +37,14 @@ def test_two_redemptions_of_the_last_item_one_wins(api, network):
     assert balances == [40, 100]  # the loser kept every point
 
 
-def test_concurrent_sign_ups_fill_places_then_the_waitlist(api, network, clock):
+def test_concurrent_sign_ups_fill_places_then_the_waitlist(
+    api: Api, network: Network, clock: Clock
+) -> None:
     volunteers = [api.register(network.station) for _ in range(6)]
     activity = api.publish(network.station, clock.now + timedelta(hours=1), capacity=4)
     start = threading.Barrier(len(volunteers))
 
-    def sign_up(volunteer: str):
+    def sign_up(volunteer: str) -> httpx.Response:
         start.wait()
         return api.post(f"/v1/activities/{activity}/signups", {"volunteer_id": volunteer})
 

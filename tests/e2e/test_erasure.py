@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
 
 from domain.volunteers import mask_document_number
+from infra.settings import Settings
 from infra.vault import ERASED, PersonalDataVault
+from services.bootstrap import Platform
+from tests.conftest import Clock, MintKey
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +54,9 @@ def _assert_absent(data: bytes, secrets: list[str], where: str) -> None:
 
 
 @pytest.fixture
-def person(api, network, new_resident_id, clock):
+def person(
+    api: Api, network: Network, new_resident_id: Callable[[], str], clock: Clock
+) -> dict[str, str]:
     """A volunteer with service, points and a redemption: every read model has them."""
     id_number = new_resident_id()
     body = {"home_station_id": network.station, "name": NAME, "phone": PHONE,
@@ -69,7 +77,7 @@ def person(api, network, new_resident_id, clock):
     return {"volunteer": volunteer, "id_number": id_number, "station": network.station}
 
 
-def _reads(api, network, volunteer: str, position: int) -> dict[str, object]:
+def _reads(api: Api, network: Network, volunteer: str, position: int) -> dict[str, Any]:
     """Everything the API shows about the volunteer and their units."""
     board = api.get("/v1/leaderboards", unit_id=network.center, min_position=position).json()
     entry = next(e for e in board["entries"] if e["volunteer_id"] == volunteer)
@@ -84,7 +92,9 @@ def _reads(api, network, volunteer: str, position: int) -> dict[str, object]:
     }
 
 
-def test_personal_data_is_never_stored_in_clear(api, network, person, settings, platform):
+def test_personal_data_is_never_stored_in_clear(
+    api: Api, network: Network, person: dict[str, str], settings: Settings, platform: Platform
+) -> None:
     volunteer, id_number = person["volunteer"], person["id_number"]
     secrets = [NAME, PHONE, id_number, mask_document_number(id_number)]
     shown = api.get(f"/v1/volunteers/{volunteer}").json()
@@ -110,8 +120,8 @@ def test_personal_data_is_never_stored_in_clear(api, network, person, settings, 
 
 
 def test_erasure_makes_personal_data_unreadable_and_keeps_the_figures(
-    api, network, person, settings, platform
-):
+    api: Api, network: Network, person: dict[str, str], settings: Settings, platform: Platform
+) -> None:
     volunteer, id_number = person["volunteer"], person["id_number"]
     secrets = [NAME, PHONE, id_number, mask_document_number(id_number)]
     head = platform.app.head()
@@ -158,7 +168,7 @@ def test_erasure_makes_personal_data_unreadable_and_keeps_the_figures(
     _assert_absent(json.dumps(after, ensure_ascii=False).encode(), secrets, "the API")
 
 
-def _stored_registration(platform, volunteer: str) -> dict[str, str]:
+def _stored_registration(platform: Platform, volunteer: str) -> dict[str, str]:
     """The registration event's payload as recorded (the token, not the aggregate)."""
     for n in platform.app.recorder.select_notifications(start=1, limit=10_000):
         if str(n.originator_id) == volunteer and n.topic.endswith("Volunteer.Registered"):
@@ -168,8 +178,8 @@ def _stored_registration(platform, volunteer: str) -> dict[str, str]:
 
 
 def test_an_erased_volunteer_can_do_nothing_more_and_may_register_again(
-    api, network, person, clock, mint_key
-):
+    api: Api, network: Network, person: dict[str, str], clock: Clock, mint_key: MintKey
+) -> None:
     volunteer = person["volunteer"]
     path = f"/v1/volunteers/{volunteer}/erasure"
     # admins only
@@ -202,7 +212,9 @@ def test_an_erased_volunteer_can_do_nothing_more_and_may_register_again(
     assert api.post("/v1/volunteers", body, expect=409).json()["code"] == "already-registered"
 
 
-def test_profile_updates_are_sealed_too(api, network, person, settings, platform):
+def test_profile_updates_are_sealed_too(
+    api: Api, network: Network, person: dict[str, str], settings: Settings, platform: Platform
+) -> None:
     volunteer = person["volunteer"]
     new_name, new_phone = "欧阳晓红", "13700001111"
     update = {"name": new_name, "phone": new_phone, "reason": "改名"}

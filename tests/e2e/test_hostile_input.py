@@ -12,7 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
+
+from infra.settings import Settings
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +24,14 @@ PROBLEM = "application/problem+json"
 
 
 @contextmanager
-def nothing_recorded(api) -> Iterator[None]:
-    platform = api.client.app.state.platform
+def nothing_recorded(api: Api) -> Iterator[None]:
+    platform = api.platform
     before = platform.app.recorder.max_notification_id()
     yield
     assert platform.app.recorder.max_notification_id() == before
 
 
-def refused(response, *statuses: int) -> dict[str, Any]:
+def refused(response: httpx.Response, *statuses: int) -> dict[str, Any]:
     assert response.status_code in statuses, (response.status_code, response.text[:300])
     assert response.headers["content-type"] == PROBLEM
     body: dict[str, Any] = response.json()
@@ -35,12 +39,13 @@ def refused(response, *statuses: int) -> dict[str, Any]:
     return body
 
 
-def raw(api, path: str, content: bytes, method: str = "POST"):
+def raw(api: Api, path: str, content: bytes, method: str = "POST") -> httpx.Response:
     headers = {**api.admin, "content-type": "application/json"}
-    return api.client.request(method, path, content=content, headers=headers)
+    response: httpx.Response = api.client.request(method, path, content=content, headers=headers)
+    return response
 
 
-def test_oversized_bodies_record_nothing(api, network, settings):
+def test_oversized_bodies_record_nothing(api: Api, network: Network, settings: Settings) -> None:
     volunteer = {"home_station_id": network.station, "phone": "13800000000",
                  "id_number": api.new_resident_id()}  # fmt: skip
     big = json.dumps({**volunteer, "name": "x" * settings.max_body_bytes}).encode()
@@ -49,7 +54,7 @@ def test_oversized_bodies_record_nothing(api, network, settings):
         refused(raw(api, "/v1/batch", b'{"items": [' + b"{}," * 400_000 + b"{}]}"), 413)
 
 
-def test_deeply_nested_json_is_refused(api, network):
+def test_deeply_nested_json_is_refused(api: Api, network: Network) -> None:
     depth = 100_000
     with nothing_recorded(api):
         nested = b'{"code": ' + b"[" * depth + b"]" * depth + b', "name": "x", "tier": "center"}'
@@ -64,7 +69,7 @@ def test_deeply_nested_json_is_refused(api, network):
         refused(api.post("/v1/batch", {"items": [deep]}), 422)
 
 
-def test_wrong_types_are_422(api, network):
+def test_wrong_types_are_422(api: Api, network: Network) -> None:
     station = network.station
     cases: list[tuple[str, dict[str, Any]]] = [
         ("/v1/units", {"code": 123, "name": "x", "tier": "center"}),
@@ -89,13 +94,13 @@ def test_wrong_types_are_422(api, network):
         for path, body in cases:
             problem = refused(api.post(path, body), 422)
             assert problem["code"] == "invalid-request", (path, body)
-        for body in (b"[]", b'"a string"', b"42", b"null", b"true"):
-            refused(raw(api, "/v1/units", body), 400, 422)
+        for content in (b"[]", b'"a string"', b"42", b"null", b"true"):
+            refused(raw(api, "/v1/units", content), 400, 422)
 
 
-def test_unknown_fields_are_refused_everywhere(api, network):
+def test_unknown_fields_are_refused_everywhere(api: Api, network: Network) -> None:
     volunteer = api.register(network.station)
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("/v1/units", {"code": "x2", "name": "x", "tier": "center", "admin": True}),
         (f"/v1/passbooks/{volunteer}/awards", {"points": 5, "reason": "x", "bonus": 1000}),
         (f"/v1/volunteers/{volunteer}/suspend", {"reason": "x", "status": "active"}),
@@ -110,7 +115,7 @@ def test_unknown_fields_are_refused_everywhere(api, network):
             assert any(e["type"] == "extra_forbidden" for e in problem["errors"]), path
 
 
-def test_invalid_text_is_refused(api, network):
+def test_invalid_text_is_refused(api: Api, network: Network) -> None:
     station = network.station
     volunteer = api.register(station)
     with nothing_recorded(api):
@@ -129,7 +134,7 @@ def test_invalid_text_is_refused(api, network):
     assert api.get("/v1/audit", actor="key:\u0000").json()["items"] == []
 
 
-def test_absurd_numbers_are_refused(api, network):
+def test_absurd_numbers_are_refused(api: Api, network: Network) -> None:
     volunteer = api.register(network.station)
     award = f"/v1/passbooks/{volunteer}/awards"
     with nothing_recorded(api):
@@ -148,12 +153,14 @@ def test_absurd_numbers_are_refused(api, network):
                                          "cost_points": 1, "stock": 10**19}), 422)  # fmt: skip
         for params in ({"limit": 10**30}, {"limit": -1}, {"min_position": 2**64},
                        {"after_position": "1e3"}):  # fmt: skip
-            refused(api.get("/v1/audit", expect=None, **params), 422)
+            refused(api.get("/v1/audit", expect=None, params=params), 422)
         refused(api.get("/v1/leaderboards", expect=None, limit=0), 422)
         refused(api.get(f"/v1/passbooks/{volunteer}", expect=None, as_of="+99999-01-01"), 422)
 
 
-def test_a_batch_over_the_item_limit_records_nothing(api, network, settings):
+def test_a_batch_over_the_item_limit_records_nothing(
+    api: Api, network: Network, settings: Settings
+) -> None:
     volunteer = api.register(network.station)
     item = {"command": {"type": "award_points", "volunteer_id": volunteer, "points": 1,
                         "reason": "x"}}  # fmt: skip
@@ -166,7 +173,7 @@ def test_a_batch_over_the_item_limit_records_nothing(api, network, settings):
     assert api.post("/v1/batch", small, expect=200).json()["succeeded"] == 3
 
 
-def test_bad_headers_are_refused(api, network):
+def test_bad_headers_are_refused(api: Api, network: Network) -> None:
     with nothing_recorded(api):
         body = {"code": "h1", "name": "x", "tier": "center"}
         for key in ("", "x" * 256, "has space", "tab\there"):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+
+from infra.event_store import GroupCommitSQLiteRecorder
+from services.bootstrap import Platform
+from tests.conftest import Clock, MintKey
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
@@ -20,8 +26,8 @@ def _registration(station: str, id_number: str) -> dict[str, str]:
 
 
 def test_retry_with_the_same_key_replays_the_original_result(
-    api, network, platform, new_resident_id
-):
+    api: Api, network: Network, platform: Platform, new_resident_id: Callable[[], str]
+) -> None:
     body = _registration(network.station, new_resident_id())
     first = api.post("/v1/volunteers", body, idempotency_key="reg-0001", expect=201)
     head = platform.app.head()
@@ -36,7 +42,7 @@ def test_retry_with_the_same_key_replays_the_original_result(
     assert retry.json()["replayed"] is True
 
 
-def test_replayed_check_in_keeps_its_timestamp(api, network, clock):
+def test_replayed_check_in_keeps_its_timestamp(api: Api, network: Network, clock: Clock) -> None:
     volunteer = api.register(network.station)
     activity = api.publish(network.station, clock.now + timedelta(minutes=30))
     api.post(f"/v1/activities/{activity}/signups", {"volunteer_id": volunteer}, expect=201)
@@ -47,7 +53,9 @@ def test_replayed_check_in_keeps_its_timestamp(api, network, clock):
     assert retry.json()["at"] == first.json()["at"]
 
 
-def test_same_key_with_a_different_body_is_422(api, network, new_resident_id):
+def test_same_key_with_a_different_body_is_422(
+    api: Api, network: Network, new_resident_id: Callable[[], str]
+) -> None:
     api.post(
         "/v1/volunteers",
         _registration(network.station, new_resident_id()),
@@ -64,7 +72,7 @@ def test_same_key_with_a_different_body_is_422(api, network, new_resident_id):
     assert reused.json()["code"] == "idempotency-key-reused"
 
 
-def test_malformed_idempotency_key_is_400(api):
+def test_malformed_idempotency_key_is_400(api: Api) -> None:
     body = {"code": "c-x", "name": "x", "tier": "center"}
     for bad_key in ("", "x" * 256, "with space", "ключ".encode()):
         response = api.client.post(
@@ -74,9 +82,12 @@ def test_malformed_idempotency_key_is_400(api):
         assert response.json()["code"] == "invalid-idempotency-key"
 
 
-def test_batch_records_only_the_good_items_in_one_transaction(api, network, platform):
+def test_batch_records_only_the_good_items_in_one_transaction(
+    api: Api, network: Network, platform: Platform
+) -> None:
     volunteer = api.register(network.station)
     recorder = platform.app.recorder
+    assert isinstance(recorder, GroupCommitSQLiteRecorder)  # the default store: SQLite
     head, groups = platform.app.head(), recorder.groups_committed
     items = [
         {
@@ -119,7 +130,9 @@ def test_batch_records_only_the_good_items_in_one_transaction(api, network, plat
     assert platform.app.head() == head + 2
 
 
-def test_batch_items_are_authorised_one_by_one(api, network, mint_key):
+def test_batch_items_are_authorised_one_by_one(
+    api: Api, network: Network, mint_key: MintKey
+) -> None:
     station_key = mint_key("service", network.station)
     items = [
         {"command": {"type": "register_volunteer", "home_station_id": s, "name": "王五",
@@ -130,7 +143,7 @@ def test_batch_items_are_authorised_one_by_one(api, network, mint_key):
     assert [i["status"] for i in outcome["items"]] == [201, 403]
 
 
-def test_batch_validation(api, network):
+def test_batch_validation(api: Api, network: Network) -> None:
     unknown = api.post("/v1/batch", {"items": [{"command": {"type": "nope"}}]}, expect=422)
     assert unknown.json()["errors"]
     assert api.post("/v1/batch", {"items": []}, expect=422).json()["code"] == "invalid-request"

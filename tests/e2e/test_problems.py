@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any, NoReturn
 from uuid import uuid4
 
+import httpx
 import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from infra.settings import Settings
 from services.api.deps import get_platform
+from tests.conftest import Clock
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
 PROBLEM = "application/problem+json"
 
 
-def _is_problem(response, status: int, code: str | None = None) -> dict:
+def _is_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert {"type", "title", "status", "detail", "instance", "code"} <= body.keys()
     assert body["status"] == status
     if code is not None:
@@ -28,7 +34,9 @@ def _is_problem(response, status: int, code: str | None = None) -> dict:
     return body
 
 
-def test_domain_errors_map_to_404_409_422(api, network, new_resident_id):
+def test_domain_errors_map_to_404_409_422(
+    api: Api, network: Network, new_resident_id: Callable[[], str]
+) -> None:
     _is_problem(api.get(f"/v1/units/{uuid4()}", expect=None), 404, "not-found")
     # a unit id is not an activity
     _is_problem(api.get(f"/v1/activities/{network.station}", expect=None), 404)
@@ -45,7 +53,7 @@ def test_domain_errors_map_to_404_409_422(api, network, new_resident_id):
     _is_problem(api.post("/v1/volunteers", not_a_station), 422, "home-must-be-station")
 
 
-def test_validation_errors_are_422_without_echoing_input(api, network):
+def test_validation_errors_are_422_without_echoing_input(api: Api, network: Network) -> None:
     secret_number = "11010519491231002X" * 2  # too long: rejected by the schema
     body = {
         "home_station_id": network.station,
@@ -63,14 +71,14 @@ def test_validation_errors_are_422_without_echoing_input(api, network):
     assert "not a phone" not in response_text
 
 
-def test_unknown_field_is_422(api, network):
+def test_unknown_field_is_422(api: Api, network: Network) -> None:
     body = {"code": "x1", "name": "x", "tier": "center", "colour": "red"}
     problem = _is_problem(api.post("/v1/units", body), 422, "invalid-request")
     assert problem["errors"][0]["loc"] == ["body", "colour"]
     assert problem["errors"][0]["type"] == "extra_forbidden"
 
 
-def test_malformed_bodies_are_400(api):
+def test_malformed_bodies_are_400(api: Api) -> None:
     headers = {**api.admin, "content-type": "application/json"}
     _is_problem(api.client.post("/v1/units", content=b'{"code": ', headers=headers), 400)
     _is_problem(api.client.post("/v1/units", content=b'{"code": "\xff\xfe"}', headers=headers), 400)
@@ -79,19 +87,19 @@ def test_malformed_bodies_are_400(api):
     _is_problem(api.client.post("/v1/units", content=lone, headers=headers), 422)
 
 
-def test_oversized_bodies_are_413(api, settings):
+def test_oversized_bodies_are_413(api: Api, settings: Settings) -> None:
     big = b'{"name": "' + b"x" * settings.max_body_bytes + b'"}'
     headers = {**api.admin, "content-type": "application/json"}
     _is_problem(api.client.post("/v1/units", content=big, headers=headers), 413)
 
-    def chunks():  # no Content-Length: counted as it streams
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
         yield big[: len(big) // 2]
         yield big[len(big) // 2 :]
 
     _is_problem(api.client.post("/v1/units", content=chunks(), headers=headers), 413)
 
 
-def test_unknown_route_and_wrong_method(api, network):
+def test_unknown_route_and_wrong_method(api: Api, network: Network) -> None:
     _is_problem(api.get("/v1/nothing-here", expect=None), 404)
     wrong = api.client.put(f"/v1/units/{network.station}", headers=api.admin, json={})
     _is_problem(wrong, 405)
@@ -99,7 +107,7 @@ def test_unknown_route_and_wrong_method(api, network):
     _is_problem(api.get("/v1/units/not-a-uuid", expect=None), 422)
 
 
-def test_conflicts_over_http(api, network, clock):
+def test_conflicts_over_http(api: Api, network: Network, clock: Clock) -> None:
     volunteer = api.register(network.station)
     activity = api.publish(network.station, clock.now + timedelta(hours=1))
     path = f"/v1/activities/{activity}/signups"
@@ -115,7 +123,7 @@ def test_conflicts_over_http(api, network, clock):
     _is_problem(api.post(f"/v1/volunteers/{volunteer}/suspend", {"reason": "again"}), 409)
 
 
-def test_request_id_is_echoed_or_generated(api):
+def test_request_id_is_echoed_or_generated(api: Api) -> None:
     echoed = api.client.get("/healthz", headers={"X-Request-ID": "req-123.abc"})
     assert echoed.headers["X-Request-ID"] == "req-123.abc"
     generated = api.client.get("/healthz", headers={"X-Request-ID": "bad id\twith junk"})
@@ -123,7 +131,7 @@ def test_request_id_is_echoed_or_generated(api):
     assert len(generated.headers["X-Request-ID"]) == 32
 
 
-def test_openapi_documents_every_route(api):
+def test_openapi_documents_every_route(api: Api) -> None:
     schema = api.client.get("/openapi.json").json()
     operations = [
         (path, method, op) for path, item in schema["paths"].items() for method, op in item.items()
@@ -154,21 +162,21 @@ def test_openapi_documents_every_route(api):
             assert op["security"], (method, path)
 
 
-def test_unexpected_errors_are_a_bare_500(api, network):
-    def broken():
+def test_unexpected_errors_are_a_bare_500(api: Api, network: Network) -> None:
+    def broken() -> NoReturn:
         raise RuntimeError("database password is hunter2")
 
-    api.client.app.dependency_overrides[get_platform] = broken
+    api.app.dependency_overrides[get_platform] = broken
     try:
         response = api.get(f"/v1/units/{network.station}", expect=None)
     finally:
-        api.client.app.dependency_overrides.clear()
+        api.app.dependency_overrides.clear()
     body = _is_problem(response, 500, "internal-error")
     assert "hunter2" not in response.text
     assert body["detail"] == "an unexpected error occurred"
 
 
-def test_access_log_has_one_line_per_request_and_no_secrets(api, network):
+def test_access_log_has_one_line_per_request_and_no_secrets(api: Api, network: Network) -> None:
     headers = {**api.admin, "X-Request-ID": "trace-1"}
     with capture_logs(processors=[merge_contextvars]) as entries:
         api.client.get(f"/v1/units/{network.station}", headers=headers)

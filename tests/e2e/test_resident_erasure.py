@@ -106,17 +106,17 @@ def community(api: Api, network: Network, clock: Clock) -> dict[str, str]:
 def _reads(api: Api, network: Network, c: dict[str, str], position: int) -> dict[str, Any]:
     """Everything the API shows about the order, the wish and their units."""
     at = {"min_position": position}
-    orders = api.get("/v1/orders", unit_id=network.center, **at).json()["items"]
-    wishes = api.get("/v1/wishes", unit_id=network.center, **at).json()["items"]
-    audit = api.get("/v1/audit", unit_id=network.center, limit=1000, **at).json()["items"]
+    orders = api.get("/v1/orders", unit_id=network.center, params=at).json()["items"]
+    wishes = api.get("/v1/wishes", unit_id=network.center, params=at).json()["items"]
+    audit = api.get("/v1/audit", unit_id=network.center, limit=1000, params=at).json()["items"]
     return {
         "order": api.get(f"/v1/orders/{c['order']}").json(),
         "wish": api.get(f"/v1/wishes/{c['wish']}").json(),
         "fund": api.get(f"/v1/funds/{c['fund']}").json(),
         "orders": orders,
         "wishes": wishes,
-        "metrics": api.get(f"/v1/units/{network.center}/metrics", **at).json(),
-        "team": api.get(f"/v1/teams/{c['team']}/metrics", **at).json(),
+        "metrics": api.get(f"/v1/units/{network.center}/metrics", params=at).json(),
+        "team": api.get(f"/v1/teams/{c['team']}/metrics", params=at).json(),
         "passbook": api.get(f"/v1/passbooks/{c['leader']}").json(),
         "audit": audit,
         "order_history": api.get(f"/v1/audit/history/{c['order']}").json(),

@@ -8,20 +8,22 @@ import re
 import pytest
 from starlette.routing import compile_path
 
+from tests.e2e.conftest import Api
+
 pytestmark = pytest.mark.e2e
 
 _PARAM = re.compile(r"\{[^}]+\}")
 _SAMPLE = "00000000-0000-4000-8000-000000000000"  # a value every parameter accepts
 
 
-def _operations(api) -> list[tuple[str, str]]:
+def _operations(api: Api) -> list[tuple[str, str]]:
     """(method, path) of every operation, in the order the app matches them (the
     OpenAPI document lists paths in routing order)."""
-    schema = api.client.app.openapi()
+    schema = api.app.openapi()
     return [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
 
 
-def test_no_route_is_shadowed_by_one_matched_before_it(api):
+def test_no_route_is_shadowed_by_one_matched_before_it(api: Api) -> None:
     operations = _operations(api)
     shadowed = []
     for i, (method, path) in enumerate(operations):
@@ -33,14 +35,14 @@ def test_no_route_is_shadowed_by_one_matched_before_it(api):
     assert shadowed == []
 
 
-def test_the_check_sees_a_shadowed_route():
+def test_the_check_sees_a_shadowed_route() -> None:
     # a parameter matched first takes a literal segment after it
     regex, _, _ = compile_path("/v1/audit/{audit_id}")
     assert regex.match(_PARAM.sub(_SAMPLE, "/v1/audit/verify"))
     assert not regex.match(_PARAM.sub(_SAMPLE, "/v1/audit/{audit_id}/events"))
 
 
-def test_every_parameterless_read_reaches_its_route(api):
+def test_every_parameterless_read_reaches_its_route(api: Api) -> None:
     """An admin's GET of each documented path without parameters is served (an
     unmatched path would be a 404, a path matched for another method a 405)."""
     served = {}

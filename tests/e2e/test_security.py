@@ -20,12 +20,15 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from services.api.ratelimit import AuthFailureLimiter
-from services.keys import parse_token
+from services.keys import KeyStore, parse_token
+from tests.conftest import Clock, MintKey
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
@@ -37,8 +40,8 @@ CORE_WRITES = 71  # write routes with a listed body (and the batch), each proven
 COMPUTING_POSTS = {"/v1/audit/what-if", "/v1/audit/certificates/verifications"}
 
 
-def operations(api) -> list[tuple[str, str, dict[str, Any]]]:
-    schema = api.client.app.openapi()
+def operations(api: Api) -> list[tuple[str, str, dict[str, Any]]]:
+    schema = api.app.openapi()
     return [
         (method, path, op)
         for path, item in schema["paths"].items()
@@ -64,14 +67,19 @@ def fill(path: str, ids: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), str(uuid4())), path)
 
 
-def call(api, method: str, path: str, key: str | None, body: Any = None, **params: Any):
+def call(
+    api: Api, method: str, path: str, key: str | None, body: Any = None, **params: Any
+) -> httpx.Response:
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
-    return api.client.request(
+    response: httpx.Response = api.client.request(
         method.upper(), path, headers=headers, json=body, params=params or None
     )
+    return response
 
 
-def assert_problem(response, status: int, code: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, (response.request.url, response.text)
     assert response.headers["content-type"] == PROBLEM
     body: dict[str, Any] = response.json()
@@ -84,14 +92,16 @@ def assert_problem(response, status: int, code: str | None = None) -> dict[str, 
 # -- 401 everywhere -------------------------------------------------------------------
 
 
-def test_the_schema_documents_which_routes_are_public(api):
+def test_the_schema_documents_which_routes_are_public(api: Api) -> None:
     ops = operations(api)
     assert len(ops) > 40
     public = {(m, p) for m, p, op in ops if not op.get("security")}
     assert public == PUBLIC
 
 
-def test_every_route_is_denied_without_a_valid_key(api, network, mint_key):
+def test_every_route_is_denied_without_a_valid_key(
+    api: Api, network: Network, mint_key: MintKey
+) -> None:
     revoked = mint_key("admin")
     key_id = revoked.split("_")[1]
     api.client.delete(f"/v1/keys/{key_id}", headers=api.admin).raise_for_status()
@@ -101,7 +111,7 @@ def test_every_route_is_denied_without_a_valid_key(api, network, mint_key):
 
     # this walk fails hundreds of times from one address: lift the rate limit for it
     unlimited = AuthFailureLimiter(limit=1_000_000, window=60)
-    limiter, api.client.app.state.auth_limiter = api.client.app.state.auth_limiter, unlimited
+    limiter, api.app.state.auth_limiter = api.app.state.auth_limiter, unlimited
     walked = 0
     for method, path, _ in operations(api):
         if (method, path) in PUBLIC:
@@ -113,7 +123,7 @@ def test_every_route_is_denied_without_a_valid_key(api, network, mint_key):
             assert response.headers["WWW-Authenticate"].startswith("Bearer"), (method, path)
             assert body["instance"] == target
         walked += 1
-    api.client.app.state.auth_limiter = limiter
+    api.app.state.auth_limiter = limiter
     assert walked == len(operations(api)) - len(PUBLIC)
 
 
@@ -130,7 +140,7 @@ class Foreign:
 
 
 @pytest.fixture
-def foreign(api, network, clock, mint_key) -> Foreign:
+def foreign(api: Api, network: Network, clock: Clock, mint_key: MintKey) -> Foreign:
     name = "上官婉清"
     body = {"home_station_id": network.other_station, "name": name, "phone": "13566667777",
             "id_number": api.new_resident_id()}  # fmt: skip
@@ -155,7 +165,7 @@ def foreign(api, network, clock, mint_key) -> Foreign:
     return Foreign(ids, volunteer, name)
 
 
-def _community(api, station: str, volunteer: str, clock) -> dict[str, str]:
+def _community(api: Api, station: str, volunteer: str, clock: Clock) -> dict[str, str]:
     """The newer objects of a station: a served activity with a correction request, a
     team, a menu item and an order, a wish, a venture call with a project, a fund."""
     starts_at = clock.now + timedelta(minutes=30)
@@ -193,7 +203,7 @@ def _community(api, station: str, volunteer: str, clock) -> dict[str, str]:
     return ids
 
 
-def write_body(method: str, path: str, network, foreign: Foreign) -> Any:
+def write_body(method: str, path: str, network: Network, foreign: Foreign) -> Any:
     """A valid body for each write route, aimed at the foreign subtree (so only the
     caller's reach can refuse it); ``UNLISTED`` for a route not (yet) listed here."""
     v, station = foreign.volunteer, network.other_station
@@ -259,7 +269,7 @@ def write_body(method: str, path: str, network, foreign: Foreign) -> Any:
 UNLISTED = object()
 
 
-def _community_bodies(network, foreign: Foreign, reason: dict[str, str]) -> dict[Any, Any]:
+def _community_bodies(network: Network, foreign: Foreign, reason: dict[str, str]) -> dict[Any, Any]:
     """Teams, service menu, orders, wishes, venture calls, funds and corrections."""
     v, station, ids = foreign.volunteer, network.other_station, foreign.ids
     team = {"team_id": ids["team_id"]}
@@ -353,13 +363,13 @@ def _community_bodies(network, foreign: Foreign, reason: dict[str, str]) -> dict
     }
 
 
-def assert_no_foreign_data(response, foreign: Foreign) -> None:
+def assert_no_foreign_data(response: httpx.Response, foreign: Foreign) -> None:
     text = response.text
     assert foreign.name not in text
     assert foreign.volunteer not in text or response.status_code in (403, 404)
 
 
-def _batch_items(network, foreign: Foreign) -> dict[str, Any]:
+def _batch_items(network: Network, foreign: Foreign) -> dict[str, Any]:
     v = foreign.volunteer
     return {
         "items": [
@@ -378,8 +388,10 @@ def _batch_items(network, foreign: Foreign) -> dict[str, Any]:
     }
 
 
-def _walk_writes(api, network, foreign: Foreign, key: str, expected_detail: str | None) -> int:
-    head = api.client.app.state.platform.app.head()
+def _walk_writes(
+    api: Api, network: Network, foreign: Foreign, key: str, expected_detail: str | None
+) -> int:
+    head = api.platform.app.head()
     refused = 0
     unlisted: list[str] = []
     for method, path, _ in operations(api):
@@ -413,14 +425,16 @@ def _walk_writes(api, network, foreign: Foreign, key: str, expected_detail: str 
                 assert detail == expected_detail or detail.startswith("only an admin"), detail
             refused += 1
         assert_no_foreign_data(response, foreign)
-    assert api.client.app.state.platform.app.head() == head  # nothing recorded
+    assert api.platform.app.head() == head  # nothing recorded
     if unlisted:
         warnings.warn(f"write routes not proven 403 (add them to write_body): {unlisted}",
                       stacklevel=2)  # fmt: skip
     return refused
 
 
-def test_an_auditor_cannot_write_anything(api, network, foreign, mint_key):
+def test_an_auditor_cannot_write_anything(
+    api: Api, network: Network, foreign: Foreign, mint_key: MintKey
+) -> None:
     auditor = mint_key("auditor")
     refused = _walk_writes(api, network, foreign, auditor, "auditors cannot write")
     assert refused >= CORE_WRITES
@@ -431,7 +445,9 @@ def test_an_auditor_cannot_write_anything(api, network, foreign, mint_key):
 
 
 @pytest.mark.parametrize("role", ["unit_admin", "service"])
-def test_a_scoped_key_cannot_write_outside_its_subtree(api, network, foreign, mint_key, role):
+def test_a_scoped_key_cannot_write_outside_its_subtree(
+    api: Api, network: Network, foreign: Foreign, mint_key: MintKey, role: str
+) -> None:
     key = mint_key(role, network.institute)
     refused = _walk_writes(api, network, foreign, key, None)
     assert refused >= CORE_WRITES
@@ -450,7 +466,9 @@ SCOPED_FILTERS: dict[str, list[dict[str, str]]] = {
 
 
 @pytest.mark.parametrize("role", ["unit_admin", "service"])
-def test_a_scoped_key_cannot_read_outside_its_subtree(api, network, foreign, mint_key, role):
+def test_a_scoped_key_cannot_read_outside_its_subtree(
+    api: Api, network: Network, foreign: Foreign, mint_key: MintKey, role: str
+) -> None:
     key = mint_key(role, network.institute)
     walked = 0
     for method, path, op in operations(api):
@@ -488,8 +506,8 @@ def test_a_scoped_key_cannot_read_outside_its_subtree(api, network, foreign, min
 
 
 def test_revocation_and_rotation_take_effect_at_once_here_soon_elsewhere(
-    api, network, mint_key, key_store
-):
+    api: Api, network: Network, mint_key: MintKey, key_store: KeyStore
+) -> None:
     token = mint_key("unit_admin", network.institute)
     key_id = token.split("_")[1]
     unit = f"/v1/units/{network.station}"
@@ -523,10 +541,10 @@ class FakeClock:
         return self.now
 
 
-def test_failed_authentication_is_rate_limited_per_address(api, network):
+def test_failed_authentication_is_rate_limited_per_address(api: Api, network: Network) -> None:
     clock = FakeClock()
     limiter = AuthFailureLimiter(limit=5, window=60, clock=clock)
-    original, api.client.app.state.auth_limiter = api.client.app.state.auth_limiter, limiter
+    original, api.app.state.auth_limiter = api.app.state.auth_limiter, limiter
     unit = f"/v1/units/{network.station}"
     bad = {"Authorization": "Bearer civic_0000000000000000_guess"}
     try:
@@ -546,10 +564,10 @@ def test_failed_authentication_is_rate_limited_per_address(api, network):
         clock.now += 61
         assert_problem(api.client.get(unit, headers=bad), 401)
     finally:
-        api.client.app.state.auth_limiter = original
+        api.app.state.auth_limiter = original
 
 
-def test_the_limiter_counts_a_sliding_window():
+def test_the_limiter_counts_a_sliding_window() -> None:
     clock = FakeClock()
     limiter = AuthFailureLimiter(limit=3, window=10, clock=clock)
     assert [limiter.failed("a") for _ in range(3)] == [None, None, None]
@@ -568,7 +586,9 @@ def test_the_limiter_counts_a_sliding_window():
 # -- no secrets in logs -------------------------------------------------------------------
 
 
-def test_logs_of_a_whole_walk_carry_no_key_and_no_personal_data(api, network, clock):
+def test_logs_of_a_whole_walk_carry_no_key_and_no_personal_data(
+    api: Api, network: Network, clock: Clock
+) -> None:
     name, phone, id_number = "慕容秀兰", "13344445555", api.new_resident_id()
     body = {"home_station_id": network.station, "name": name, "phone": phone,
             "id_number": id_number}  # fmt: skip
@@ -581,7 +601,7 @@ def test_logs_of_a_whole_walk_carry_no_key_and_no_personal_data(api, network, cl
         api.client.patch(f"/v1/volunteers/{volunteer}", json=update, headers=api.admin)
         api.get(f"/v1/volunteers/{volunteer}")
         api.award(volunteer, 5)
-        api.get("/v1/leaderboards", min_position=api.client.app.state.platform.app.head())
+        api.get("/v1/leaderboards", min_position=api.platform.app.head())
         api.get("/v1/audit", volunteer_id=volunteer)
         api.client.get("/v1/units", headers={"Authorization": "Bearer civic_abc_secretsecret"})
         api.post(f"/v1/volunteers/{volunteer}/erasure", {"reason": "本人申请"}, expect=200)

@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from infra.settings import Settings
 from services.api.app import create_app
+from tests.conftest import Clock
+from tests.e2e.conftest import Api, Network
 
 pytestmark = pytest.mark.e2e
 
 
-def _serve(api, station: str, volunteer: str, clock) -> str:
+def _serve(api: Api, station: str, volunteer: str, clock: Clock) -> str:
     """Publish an activity, sign up, check in and out, confirm: returns the activity."""
     starts_at = clock.now + timedelta(minutes=30)
     activity = api.publish(station, starts_at, capacity=5, points_per_hour=10)
@@ -49,7 +52,7 @@ def _serve(api, station: str, volunteer: str, clock) -> str:
     return activity
 
 
-def _check_passbook(api, volunteer: str, before_redemption: datetime) -> None:
+def _check_passbook(api: Api, volunteer: str, before_redemption: datetime) -> None:
     passbook = api.get(f"/v1/passbooks/{volunteer}").json()
     assert passbook["balance"] == 10
     assert passbook["earned_points"] == 20
@@ -70,7 +73,7 @@ def _check_passbook(api, volunteer: str, before_redemption: datetime) -> None:
     assert len(then["statement"]) == 3
 
 
-def _check_read_models(api, network, volunteer: str, position: int) -> None:
+def _check_read_models(api: Api, network: Network, volunteer: str, position: int) -> None:
     board = api.get("/v1/leaderboards", min_position=position, volunteer_id=volunteer).json()
     assert board["entries"][0]["volunteer_id"] == volunteer
     assert board["entries"][0]["points"] == 50
@@ -107,7 +110,7 @@ def _check_read_models(api, network, volunteer: str, position: int) -> None:
     assert len(awards["items"]) == 2
 
 
-def test_full_walkthrough(api, network, clock):
+def test_full_walkthrough(api: Api, network: Network, clock: Clock) -> None:
     volunteer = api.register(network.station)
     activity = _serve(api, network.station, volunteer, clock)
     assert api.award(volunteer, 30).json()["balance"] == 50
@@ -140,7 +143,7 @@ def test_full_walkthrough(api, network, clock):
     _check_read_models(api, network, volunteer, body["position"])
 
 
-def test_waitlist_promotion(api, network, clock):
+def test_waitlist_promotion(api: Api, network: Network, clock: Clock) -> None:
     first, second, third = (api.register(network.station) for _ in range(3))
     activity = api.publish(network.station, clock.now + timedelta(hours=2), capacity=1)
 
@@ -167,14 +170,16 @@ def test_waitlist_promotion(api, network, clock):
     assert enrolled == [second]
 
 
-def test_passbook_before_it_was_opened_is_404(api, network):
+def test_passbook_before_it_was_opened_is_404(api: Api, network: Network) -> None:
     opened_before = datetime.now(UTC) - timedelta(days=1)
     volunteer = api.register(network.station)
     response = api.get(f"/v1/passbooks/{volunteer}", as_of=opened_before.isoformat(), expect=404)
     assert response.headers["content-type"] == "application/problem+json"
 
 
-def test_read_your_writes_times_out_with_503(admin_headers, settings):
+def test_read_your_writes_times_out_with_503(
+    admin_headers: dict[str, str], settings: Settings
+) -> None:
     # projections not running in this process: a recorded position is never reached
     quick = settings.model_copy(update={"read_wait_timeout": 0.2, "run_projections": False})
     with TestClient(create_app(quick)) as client:

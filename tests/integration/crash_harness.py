@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -389,7 +390,7 @@ class Campaign:
             if config.static_membership:
                 argv += ["--group-instance-id", f"{group_prefix}{name}-1"]
             self.processes.append(
-                Supervised(name, argv, env, logs / f"{name}.log", lambda v=view: view_position(v))
+                Supervised(name, argv, env, logs / f"{name}.log", partial(view_position, view))
             )
         self._released = 0
         self._gate = threading.Condition()

@@ -22,7 +22,7 @@ PG_DSN = os.environ.get("CIVIC_PG_DSN")
 @pytest.mark.skipif(
     not KAFKA_BOOTSTRAP, reason="CIVIC_KAFKA_BOOTSTRAP not set (start: infra/kafka/kafka.sh start)"
 )
-def test_kafka_produce_and_consume_one_message():
+def test_kafka_produce_and_consume_one_message() -> None:
     topic = f"test-brokers-up-{uuid.uuid4().hex[:12]}"
     payload = uuid.uuid4().hex.encode()
 
@@ -57,7 +57,8 @@ def test_kafka_produce_and_consume_one_message():
 @pytest.mark.skipif(
     not PG_DSN, reason="CIVIC_PG_DSN not set (start: infra/postgres/postgres.sh start)"
 )
-def test_postgres_runs_one_statement():
+def test_postgres_runs_one_statement() -> None:
+    assert PG_DSN is not None  # skipped above otherwise
     with psycopg.connect(PG_DSN) as conn:
         row = conn.execute("SELECT current_user, current_database(), 1 + 1").fetchone()
     assert row == ("civic", "civic", 2)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 from infra.settings import Settings
 from projections.view_files import live_path, offered
 from services import cli
-from services.bootstrap import Platform
+from services.bootstrap import Platform, build_stream
 from services.keys import KeyStore
 from services.principals import Role
 
@@ -147,14 +147,14 @@ def test_a_rebuild_that_stalls_short_of_the_head_swaps_nothing_in(
     views = data_dir / "views"
     live = live_path(views, "leaderboard")
     before = view_rows(live)
-    real_build_stream = cli.build_stream
+    real_build_stream = build_stream  # what the CLI calls
 
     def stream_that_promises_more(*args: Any, **kwargs: Any) -> Any:
         # a stream whose head lies beyond what it delivers (as a Kafka topic whose
         # consumer cannot fetch): the rebuild must not swap in what it got
         stream = real_build_stream(*args, **kwargs)
         real_head = stream.head
-        stream.head = lambda: real_head() + 5
+        monkeypatch.setattr(stream, "head", lambda: real_head() + 5)
         return stream
 
     monkeypatch.setattr(cli, "build_stream", stream_that_promises_more)

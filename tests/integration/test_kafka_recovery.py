@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -395,7 +396,8 @@ def test_relay_process_killed_while_publishing_publishes_no_duplicates(
             if not partitions:
                 return False
             tps = [TopicPartition(topic, p) for p in partitions]
-            return sum(raw.end_offsets(tps).values()) > 0
+            sent: int = sum(raw.end_offsets(tps).values())  # kafka-python is untyped
+            return sent > 0
 
         wait_until(sending, 30, 0.005, "the relay process to send")
         process.send_signal(signal.SIGKILL)
@@ -538,13 +540,17 @@ def test_two_relays_and_a_relay_sending_everything_again_leave_read_models_uncha
             return r.stats.duplicates_skipped + r.stats.applied
 
         before_repeats = {r.name: seen(r) for r in runners}
+
+        def repeated(r: ProjectionRunner) -> bool:
+            return seen(r) - before_repeats[r.name] >= head
+
         assert again.catch_up(60)
         again.stop()
         counts, _ = read_topic(kafka_config)
         assert set(counts.values()) == {2}
         for runner in runners:
             wait_until(
-                lambda r=runner: seen(r) - before_repeats[r.name] >= head,
+                partial(repeated, runner),
                 60,
                 what=f"{runner.name} to receive the repeats",
             )

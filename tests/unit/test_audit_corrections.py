@@ -70,7 +70,7 @@ def test_a_backdated_correction_changes_march_not_november(
         (180, 120, correction)
     ]
     assert corrected[0].service_at == MARCH + timedelta(hours=5)
-    request = d.app.repository.get(correction)
+    request: ServiceCorrectionRequest = d.app.repository.get(correction)
     assert isinstance(request, ServiceCorrectionRequest)
     assert request.status == CorrectionStatus.APPROVED
 
@@ -106,7 +106,7 @@ def test_an_increase_is_a_backdated_award(audit_platform: Platform, district: Di
     assert result["balance"] == 15
     catch_up(audit_platform)
     assert _month(audit_platform, wang, "2026-03") == (40, 180)
-    passbook = d.app.repository.get(Passbook.create_id(wang))
+    passbook: Passbook = d.app.repository.get(Passbook.create_id(wang))
     assert passbook.earned == 30
     assert passbook.earned_minutes == 180
 
@@ -115,7 +115,7 @@ def test_rejection_leaves_the_record_alone(district: District) -> None:
     d = district
     correction = _request(d, "li", "2")
     d.run(c.RejectServiceCorrection(correction_id=correction, reason="签到表显示3小时"))
-    activity = d.app.repository.get(d.activities["march_s1"])
+    activity: Activity = d.app.repository.get(d.activities["march_s1"])
     assert activity.attendance[d.volunteers["li"]].minutes == 180
     with pytest.raises(ConflictError) as err:
         d.run(c.ApproveServiceCorrection(correction_id=correction))
@@ -144,9 +144,9 @@ def test_points_already_spent_cannot_be_taken_back(district: District) -> None:
     with pytest.raises(ConflictError) as err:
         d.run(c.ApproveServiceCorrection(correction_id=correction))
     assert err.value.code == "insufficient-points"
-    request = d.app.repository.get(correction)
+    request: ServiceCorrectionRequest = d.app.repository.get(correction)
     assert request.status == CorrectionStatus.REQUESTED  # nothing half-written
-    activity = d.app.repository.get(d.activities["march_s1"])
+    activity: Activity = d.app.repository.get(d.activities["march_s1"])
     assert activity.attendance[d.volunteers["wang"]].minutes == 120
 
 

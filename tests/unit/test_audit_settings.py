@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -13,7 +14,8 @@ STRONG = "a" * 20 + "b" * 20
 
 
 def test_production_needs_a_strong_audit_secret(tmp_path: Path) -> None:
-    base = {
+    # keyword arguments for the settings model, which validates (and converts) them
+    base: dict[str, Any] = {
         "environment": "production",
         "data_dir": tmp_path,
         "document_secret": STRONG,

@@ -18,10 +18,13 @@ from services import commands as c
 from services.application import BatchItem, CivicApplication, ItemOutcome, _Work
 from services.bootstrap import build_application
 from services.command_executor import CommandExecutor, Job
-from services.handlers import HANDLERS, Context
+from services.handlers import HANDLERS, Context, Result
 from services.principals import SYSTEM
 from services.unit_of_work import UnitOfWork
 from tests.conftest import open_network, register_volunteer
+
+# HANDLERS' key for AwardPoints (mypy cannot infer the key type from the class alone)
+AWARD_POINTS: type[c.Command] = c.AwardPoints
 
 # -- the executor's mechanics ------------------------------------------------------------
 
@@ -161,13 +164,13 @@ def test_an_unexpected_error_fails_its_job_alone_and_leaves_the_cache_clean(
     v = _volunteer(app)
     award = HANDLERS[c.AwardPoints]
 
-    def award_then_crash(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> object:
+    def award_then_crash(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
         result = award(command, uow, ctx)  # the passbook (the cached object) has changed
         if command.points == 13:
             raise RuntimeError("a bug in a handler")
         return result
 
-    monkeypatch.setitem(HANDLERS, c.AwardPoints, award_then_crash)
+    monkeypatch.setitem(HANDLERS, AWARD_POINTS, award_then_crash)
     jobs: list[Job[_Work, list[ItemOutcome]]] = [
         Job(_Work([BatchItem(_award(v, 2))], SYSTEM), 1),
         Job(_Work([BatchItem(_award(v, 7)), BatchItem(_award(v, 13))], SYSTEM), 2),
@@ -185,10 +188,10 @@ def test_a_failing_command_is_logged_with_the_request_that_submitted_it(
 ) -> None:
     v = _volunteer(app)
 
-    def crash(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> object:
+    def crash(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
         raise RuntimeError("a bug in a handler")
 
-    monkeypatch.setitem(HANDLERS, c.AwardPoints, crash)
+    monkeypatch.setitem(HANDLERS, AWARD_POINTS, crash)
     with capture_logs() as logs:
         with structlog.contextvars.bound_contextvars(request_id="req-42"):
             future = app.submit(_award(v, 3), SYSTEM)  # in the request's context, as a route
@@ -234,7 +237,7 @@ def test_a_command_cannot_submit_a_command(app: CivicApplication) -> None:
     v = _volunteer(app)
     award = HANDLERS[c.AwardPoints]
 
-    def reentrant(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> object:
+    def reentrant(command: c.AwardPoints, uow: UnitOfWork, ctx: Context) -> Result:
         app.submit(_award(v, 1), SYSTEM)
         return award(command, uow, ctx)
 

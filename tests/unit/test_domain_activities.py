@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import (
@@ -77,9 +78,9 @@ def test_hours_from_check_in_and_out_never_exceed_attended_time() -> None:
     assert err.value.code == "hours-exceed-attendance"
     record = a.confirm_service(v.id, minutes=None, people_served=4, now=START + timedelta(hours=4))
     assert (record.minutes, record.source) == (100, HoursSource.CHECKIN)
-    with pytest.raises(ConflictError) as err:
+    with pytest.raises(ConflictError) as conflict:
         a.confirm_service(v.id, minutes=10, people_served=0, now=START + timedelta(hours=5))
-    assert err.value.code == "already-confirmed"
+    assert conflict.value.code == "already-confirmed"
 
 
 def test_organizer_entered_hours_are_marked_and_bounded_by_the_activity() -> None:
@@ -187,7 +188,7 @@ def test_version_1_service_confirmations_are_upcast_to_organizer_entered() -> No
     a.confirm_service(v.id, minutes=60, people_served=2, now=START + timedelta(hours=4))
     current = a.collect_events()[-1]
     transcoder = JSONTranscoder()
-    mapper: Mapper = Mapper(transcoder=transcoder)
+    mapper: Mapper[UUID] = Mapper(transcoder=transcoder)
     transcoder.register(UUIDAsHex())
     transcoder.register(DatetimeAsISO())
     stored = mapper.to_stored_event(current)

@@ -3,6 +3,7 @@ included, and the timers the loop keeps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from uuid import uuid4
 
@@ -149,7 +150,9 @@ def test_the_whole_loop_with_its_timers() -> None:
         "Rated",
         "Showcased",
     ]
-    assert events[1].actor == "key:institute-admin"
+    approved = events[1]
+    assert isinstance(approved, ServiceOrder.Approved)
+    assert approved.actor == "key:institute-admin"
     replayed = None
     for e in events:
         replayed = e.mutate(replayed)
@@ -213,7 +216,11 @@ def test_review_happens_once() -> None:
         "不在服务范围内",
         60,
     )
-    for attempt in (lambda: o.approve(now=T0), lambda: o.reject(reason="x", now=T0)):
+    attempts: list[Callable[[], object]] = [
+        lambda: o.approve(now=T0),
+        lambda: o.reject(reason="x", now=T0),
+    ]
+    for attempt in attempts:
         with pytest.raises(ConflictError) as err:
             attempt()
         assert err.value.code == "already-reviewed"
@@ -293,11 +300,12 @@ def test_accepting_or_declining_an_order_not_dispatched_to_ones_team_is_refused(
         o.accept(mine.id, now=T0)  # not dispatched at all
     assert err.value.code == "wrong-status"
     o.dispatch(theirs, now=T0)
-    for attempt in (
+    attempts: list[Callable[[], object]] = [
         lambda: o.accept(mine.id, now=T0),
         lambda: o.decline(mine.id, reason="x", now=T0),
         lambda: o.accept(uuid4(), now=T0),
-    ):
+    ]
+    for attempt in attempts:
         with pytest.raises(ConflictError) as err:
             attempt()
         assert err.value.code == "not-dispatched-to-team"

@@ -3,6 +3,7 @@ its history, leaders, disbanding, and activities assigned to a team."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -177,11 +178,12 @@ def test_a_disbanded_team_takes_nothing_more() -> None:
     _, institute, station = network()
     t = team(institute, volunteer(station, 1))
     t.disband(now=T0, reason="任务完成")
-    for attempt in (
+    attempts: list[Callable[[], object]] = [
         lambda: t.join(volunteer(station, 2), now=T0),
         lambda: t.disband(now=T0, reason="again"),
         lambda: t.change_leader(volunteer(station, 2), reason="x"),
-    ):
+    ]
+    for attempt in attempts:
         with pytest.raises(ConflictError) as err:
             attempt()
         assert err.value.code == "team-disbanded"

@@ -147,6 +147,6 @@ def test_posting_rules() -> None:
         Wish.post(unit=station, title="x", description="", resident_ref=" ")
     assert err.value.code == "resident-required"
     station.close("撤并")
-    with pytest.raises(ConflictError) as err:
+    with pytest.raises(ConflictError) as conflict:
         Wish.post(unit=station, title="x", description="", resident_ref="r")
-    assert err.value.code == "unit-closed"
+    assert conflict.value.code == "unit-closed"

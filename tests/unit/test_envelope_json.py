@@ -89,7 +89,7 @@ def test_every_kind_of_demo_event_is_spliced_to_the_same_bytes(tmp_path: Path) -
         assert not load(app, plan).failed
         notifications = app.recorder.select_notifications(start=1, limit=app.head())
         writer = EnvelopeWriter()
-        refs: dict[UUID, AggregateRef] = {}
+        refs: dict[UUID | str, AggregateRef] = {}
         for n in notifications:
             aggregate = refs.setdefault(n.originator_id, AggregateRef.of(n.originator_id))
             value = writer.encode(

@@ -58,7 +58,7 @@ class MemoryChain:
         return 0
 
 
-def _notification(position: int, aggregate: UUID, state: bytes) -> Notification:
+def _notification(position: int, aggregate: UUID | str, state: bytes) -> Notification:
     return Notification(
         id=position, originator_id=aggregate, originator_version=1, topic=TOPIC, state=state
     )

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from services import keys as keys_module
-from services.keys import KeyStore, RevokedKeyError, UnknownKeyError, parse_token
+from services.keys import KeyInfo, KeyStore, RevokedKeyError, UnknownKeyError, parse_token
 from services.principals import Role
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path: Path) -> Iterator[KeyStore]:
     keys = KeyStore(tmp_path / "keys.sqlite")
     yield keys
     keys.close()
 
 
-def test_plaintext_is_never_stored(store, tmp_path):
+def test_plaintext_is_never_stored(store: KeyStore, tmp_path: Path) -> None:
     principal, token = store.create(Role.ADMIN, "ops")
-    key_id, secret = parse_token(token)
+    parsed = parse_token(token)
+    assert parsed is not None
+    key_id, secret = parsed
     assert key_id == principal.key_id
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert secret.encode() not in raw
@@ -34,12 +38,14 @@ def test_plaintext_is_never_stored(store, tmp_path):
     assert len(stored) == 64 and secret not in stored
 
 
-def test_authenticate(store):
+def test_authenticate(store: KeyStore) -> None:
     unit = uuid4()
     principal, token = store.create(Role.SERVICE, "kiosk", unit)
     assert store.authenticate(token) == principal
     assert principal.unit_id == unit and principal.role == Role.SERVICE
-    key_id, secret = parse_token(token)
+    parsed = parse_token(token)
+    assert parsed is not None
+    key_id, secret = parsed
     assert store.authenticate(f"civic_{key_id}_{secret[:-1]}x") is None
     assert store.authenticate(f"civic_{key_id}") is None
     assert store.authenticate("civic_unknown_secret") is None
@@ -47,7 +53,7 @@ def test_authenticate(store):
     assert store.authenticate("") is None
 
 
-def test_scope_rules(store):
+def test_scope_rules(store: KeyStore) -> None:
     with pytest.raises(ValueError, match="needs a unit_id"):
         store.create(Role.UNIT_ADMIN, "x")
     with pytest.raises(ValueError, match="has no unit_id"):
@@ -56,7 +62,7 @@ def test_scope_rules(store):
         store.create(Role.ADMIN, "  ")
 
 
-def test_revoke_takes_effect_at_once_in_the_same_store(store):
+def test_revoke_takes_effect_at_once_in_the_same_store(store: KeyStore) -> None:
     principal, token = store.create(Role.ADMIN, "ops")
     assert store.authenticate(token) is not None  # now cached
     info = store.revoke(principal.key_id)
@@ -75,7 +81,7 @@ class FakeClock:
         return self.now
 
 
-def test_revoke_elsewhere_takes_effect_within_the_change_check_interval(tmp_path):
+def test_revoke_elsewhere_takes_effect_within_the_change_check_interval(tmp_path: Path) -> None:
     """Another process (the CLI, another API worker) revokes or rotates: the first
     lookup here once the change-check interval has passed is refused, though the
     key is in this process's cache."""
@@ -101,14 +107,16 @@ def test_revoke_elsewhere_takes_effect_within_the_change_check_interval(tmp_path
         cli.close()
 
 
-def test_a_lookup_that_raced_a_revocation_does_not_cache_the_revoked_key(store, monkeypatch):
+def test_a_lookup_that_raced_a_revocation_does_not_cache_the_revoked_key(
+    store: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A lookup reads the key's row, the key is revoked (and its cache entries
     dropped) before the lookup caches what it read: the request in flight may pass,
     but the next one is refused, not served from the cache for the whole TTL."""
     principal, token = store.create(Role.ADMIN, "ops")
     real_info = keys_module._info
 
-    def revoke_right_after_the_read(row):
+    def revoke_right_after_the_read(row: sqlite3.Row) -> KeyInfo:
         monkeypatch.setattr(keys_module, "_info", real_info)
         store.revoke(principal.key_id)
         return real_info(row)
@@ -119,7 +127,9 @@ def test_a_lookup_that_raced_a_revocation_does_not_cache_the_revoked_key(store, 
     assert store.authenticate(token) is None
 
 
-def test_a_lookup_that_raced_a_revocation_elsewhere_does_not_cache_it(tmp_path, monkeypatch):
+def test_a_lookup_that_raced_a_revocation_elsewhere_does_not_cache_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same with the revocation made by another process and noticed (through the
     key file's data_version) by another request of this one while the lookup was
     between its read and its caching."""
@@ -131,7 +141,7 @@ def test_a_lookup_that_raced_a_revocation_elsewhere_does_not_cache_it(tmp_path, 
         _, other_token = cli.create(Role.AUDITOR, "auditor")
         real_info = keys_module._info
 
-        def revoke_elsewhere_right_after_the_read(row):
+        def revoke_elsewhere_right_after_the_read(row: sqlite3.Row) -> KeyInfo:
             monkeypatch.setattr(keys_module, "_info", real_info)
             cli.revoke(principal.key_id)
             clock.now += api.change_check_interval
@@ -147,7 +157,7 @@ def test_a_lookup_that_raced_a_revocation_elsewhere_does_not_cache_it(tmp_path, 
         cli.close()
 
 
-def test_cached_lookups_look_at_the_key_file_at_most_once_per_interval(tmp_path):
+def test_cached_lookups_look_at_the_key_file_at_most_once_per_interval(tmp_path: Path) -> None:
     """A cache hit costs no SQLite statement until the interval has passed; then
     exactly one (``PRAGMA data_version``)."""
     clock = FakeClock()
@@ -168,7 +178,7 @@ def test_cached_lookups_look_at_the_key_file_at_most_once_per_interval(tmp_path)
         store.close()
 
 
-def test_rotate(store):
+def test_rotate(store: KeyStore) -> None:
     unit = uuid4()
     old, old_token = store.create(Role.UNIT_ADMIN, "station admin", unit, created_by="cli")
     store.authenticate(old_token)
@@ -188,7 +198,7 @@ def test_rotate(store):
         store.rotate("nope")
 
 
-def test_list_has_no_secrets(store):
+def test_list_has_no_secrets(store: KeyStore) -> None:
     store.create(Role.ADMIN, "a")
     _, token = store.create(Role.AUDITOR, "b")
     revoked, _ = store.create(Role.ADMIN, "c")
@@ -199,7 +209,7 @@ def test_list_has_no_secrets(store):
     assert token not in repr(listed)
 
 
-def test_cache_is_bounded(tmp_path):
+def test_cache_is_bounded(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "keys.sqlite", cache_size=2)
     try:
         tokens = [store.create(Role.ADMIN, f"k{i}")[1] for i in range(3)]

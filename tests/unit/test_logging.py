@@ -46,7 +46,9 @@ def _swap(monkeypatch: pytest.MonkeyPatch, stream: RecordingStream) -> None:
     monkeypatch.setattr(sys, "stderr", stream)
 
 
-def test_a_server_writes_its_log_lines_from_the_writer_thread(stderr, monkeypatch):
+def test_a_server_writes_its_log_lines_from_the_writer_thread(
+    stderr: RecordingStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _swap(monkeypatch, stderr)
     configure_logging("json", "INFO", background=True)
     log = structlog.get_logger("tests")
@@ -59,7 +61,9 @@ def test_a_server_writes_its_log_lines_from_the_writer_thread(stderr, monkeypatc
     assert {thread for thread, _ in stderr.writes} == {"log-writer"}
 
 
-def test_flush_logs_writes_what_is_queued_at_once(stderr, monkeypatch):
+def test_flush_logs_writes_what_is_queued_at_once(
+    stderr: RecordingStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _swap(monkeypatch, stderr)
     configure_logging("json", "INFO", background=True)
     structlog.get_logger("tests").info("tests.last_words")
@@ -67,7 +71,9 @@ def test_flush_logs_writes_what_is_queued_at_once(stderr, monkeypatch):
     assert "tests.last_words" in stderr.text()
 
 
-def test_without_background_lines_are_written_by_the_logging_thread(stderr, monkeypatch):
+def test_without_background_lines_are_written_by_the_logging_thread(
+    stderr: RecordingStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _swap(monkeypatch, stderr)
     configure_logging("json", "INFO")
     structlog.get_logger("tests").info("tests.at_once")

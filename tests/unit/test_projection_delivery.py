@@ -283,7 +283,11 @@ def test_a_stream_selecting_only_the_handled_types_gives_the_same_view(
     assert dump(runner.store) == dump(whole.store)
     wanted = projection.subscribed
     decoded_all = wanted is None
-    handled = sum(1 for r in scenario.records() if decoded_all or r.event.type in wanted)
+    handled = 0
+    for r in scenario.records():
+        assert r.event is not None  # the scenario's stream decodes every event
+        if wanted is None or r.event.type in wanted:
+            handled += 1
     assert selective.decoded == handled  # the other types were never decoded
     assert decoded_all == (name == "audit_trail")
     if not decoded_all:

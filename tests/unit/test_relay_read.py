@@ -11,6 +11,7 @@ import pytest
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from infra.relay import Relay
+from infra.stored_rows import StoredRow
 from services.application import CivicApplication
 from services.bootstrap import build_application
 from services.demo import DemoConfig, generate, load
@@ -39,7 +40,7 @@ def test_the_relay_reads_what_the_notification_log_holds(app: CivicApplication) 
         (n.id, UUID(str(n.originator_id)), n.originator_version, n.topic, n.state)
         for n in notifications
     ]
-    rows = []
+    rows: list[StoredRow] = []
     after = 0
     while batch := relay.read(after, 97):
         assert len(batch) <= 97

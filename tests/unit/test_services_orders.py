@@ -55,7 +55,7 @@ def _loop_setup(app: CivicApplication) -> dict[str, UUID]:  # noqa: F811 - the f
 
 
 def _balance(app: CivicApplication, volunteer: UUID) -> int:  # noqa: F811
-    passbook = app.repository.get(Passbook.create_id(volunteer))
+    passbook: Passbook = app.repository.get(Passbook.create_id(volunteer))
     assert isinstance(passbook, Passbook)
     return passbook.balance
 

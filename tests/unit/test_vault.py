@@ -4,7 +4,9 @@ restored backups, and the master key's configuration."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -22,13 +24,13 @@ MASTER = b"a-master-secret-of-enough-length-0123456789"
 
 
 @pytest.fixture
-def vault(tmp_path: Path):
+def vault(tmp_path: Path) -> Iterator[PersonalDataVault]:
     v = PersonalDataVault(tmp_path / "vault.sqlite", MASTER)
     yield v
     v.close()
 
 
-def test_a_token_opens_only_for_its_volunteer_and_field(vault):
+def test_a_token_opens_only_for_its_volunteer_and_field(vault: PersonalDataVault) -> None:
     alice, bob = uuid4(), uuid4()
     token = vault.seal(alice, "name", "王秀英")
     assert token.startswith("pii1.") and "王秀英" not in token
@@ -42,7 +44,9 @@ def test_a_token_opens_only_for_its_volunteer_and_field(vault):
     assert vault.reveal(str(alice), "name", "pii1.!!!") == ERASED
 
 
-def test_shredding_is_final_and_seen_by_other_processes(tmp_path, vault):
+def test_shredding_is_final_and_seen_by_other_processes(
+    tmp_path: Path, vault: PersonalDataVault
+) -> None:
     alice = uuid4()
     token = vault.seal(alice, "name", "王秀英")
     other = PersonalDataVault(tmp_path / "vault.sqlite", MASTER)
@@ -58,7 +62,7 @@ def test_shredding_is_final_and_seen_by_other_processes(tmp_path, vault):
         other.close()
 
 
-def test_the_wrong_master_key_fails_loudly(tmp_path, vault):
+def test_the_wrong_master_key_fails_loudly(tmp_path: Path, vault: PersonalDataVault) -> None:
     """A misconfigured master key must not pass for an erasure."""
     alice = uuid4()
     token = vault.seal(alice, "name", "王秀英")
@@ -70,7 +74,7 @@ def test_the_wrong_master_key_fails_loudly(tmp_path, vault):
         intruder.close()
 
 
-def test_start_up_reshreds_keys_a_restored_backup_brought_back(tmp_path):
+def test_start_up_reshreds_keys_a_restored_backup_brought_back(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", document_secret="x" * 40, log_format="json")
     app = build_application(settings)
     _, _, station = open_network(app)
@@ -97,9 +101,14 @@ def test_start_up_reshreds_keys_a_restored_backup_brought_back(tmp_path):
         again.close()
 
 
-def test_production_needs_a_strong_master_key():
+def test_production_needs_a_strong_master_key() -> None:
     strong = "s" * 40
-    base = {"environment": "production", "document_secret": strong, "audit_secret": "a" * 40}
+    # keyword arguments for the settings model, which validates (and converts) them
+    base: dict[str, Any] = {
+        "environment": "production",
+        "document_secret": strong,
+        "audit_secret": "a" * 40,
+    }
     with pytest.raises(ValidationError, match="CIVIC_VAULT_MASTER_KEY"):
         Settings(**base)
     with pytest.raises(ValidationError, match="CIVIC_VAULT_MASTER_KEY"):

@@ -54,7 +54,15 @@ class Projection(ABC):
     def subscribed(self) -> frozenset[str] | None:
         """The event types a stream must deliver with their event (None: all); the
         others only move the read model's position."""
-        return None if self.takes_every_event else self.topics
+        if self.takes_every_event:
+            return None
+        if not self.handlers:  # it would be fed nothing: surely a mistake
+            msg = (
+                f"{type(self).__name__} has no handlers: mark methods with @handles, or set "
+                "takes_every_event = True if its apply() takes every event"
+            )
+            raise TypeError(msg)
+        return self.topics
 
     @abstractmethod
     def create_tables(self, conn: sqlite3.Connection) -> None: ...

@@ -337,3 +337,13 @@ def test_the_audit_trail_takes_every_event_and_the_others_their_handled_types() 
             assert projection.subscribed is None
         else:
             assert projection.subscribed == projection.topics
+
+
+def test_a_read_model_with_no_handlers_must_say_it_takes_every_event() -> None:
+    class Silent(Journal):
+        name = "silent"
+        takes_every_event = False
+
+    with pytest.raises(TypeError, match="takes_every_event"):
+        _ = Silent().subscribed
+    assert Journal().subscribed is None

@@ -360,6 +360,21 @@ _FETCH_WAIT_SECONDS = 0.1  # longest the fetching thread waits (so it sees close
 _FETCHER_STOP_SECONDS = 10.0
 
 
+def _read_headers(headers: Sequence[tuple[str, bytes]]) -> tuple[bytes | None, bytes | None, int]:
+    """A record's ``type`` and ``position`` headers (None where missing) and the
+    position linked by its ``prev`` header (``_NO_LINK`` where missing), in one pass."""
+    kind = stated = None
+    prev = _NO_LINK
+    for name, value in headers:
+        if name == HEADER_TYPE:
+            kind = value
+        elif name == HEADER_POSITION:
+            stated = value
+        elif name == HEADER_PREV:
+            prev = int(value)
+    return kind, stated, prev
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
     """Runs on the consumer's IO thread (the one that heartbeats), so it must stay
     quick and must not wait on the polling thread: it reads the projection's
@@ -678,6 +693,8 @@ class KafkaSubscription:
         self._update_lag()
 
     def _buffer(self, fetched: Mapping[Any, Sequence[Any]]) -> None:
+        """Buffer fetched records per partition, decoded; one of a type the subscriber
+        does not handle from its headers alone (its value is not decoded)."""
         validate = EventEnvelope.__pydantic_validator__.validate_json
         wanted = self._wanted
         for tp, records in fetched.items():
@@ -687,11 +704,13 @@ class KafkaSubscription:
                 continue
             append = buffer.append
             for r in records:
-                if wanted is not None:
-                    skip = self._passed_over(partition, r, wanted)
-                    if skip is not None:
-                        append(skip)
-                        continue
+                kind, stated, prev = _read_headers(r.headers)
+                skip = wanted is not None and kind is not None and kind not in wanted
+                if skip and stated is not None:  # (without a position: decoded after all)
+                    at = int(stated)
+                    self.passed_over += 1
+                    append((at, prev, StreamRecord(partition, r.offset, at, None)))
+                    continue
                 try:
                     envelope = validate(r.value)
                 except (ValidationError, ValueError, TypeError) as exc:
@@ -704,38 +723,11 @@ class KafkaSubscription:
                         error=repr(exc),
                     )
                     continue
-                prev = _NO_LINK
-                for name, value in r.headers:
-                    if name == HEADER_PREV:
-                        prev = int(value)
-                        break
                 append((envelope.position, prev, StreamRecord.of(partition, r.offset, envelope)))
             if len(buffer) > self.stream.max_buffered and partition not in self._paused:
                 self._consumer.pause(tp)
                 self._paused.add(partition)
         self._update_lag()
-
-    def _passed_over(self, partition: int, r: Any, wanted: frozenset[bytes]) -> _Pending | None:
-        """A record of a type the subscriber does not handle, from its headers alone
-        (its value is not decoded); None for one to decode (wanted, or headers
-        missing)."""
-        kind = position = prev = None
-        for name, value in r.headers:
-            if name == HEADER_TYPE:
-                kind = value
-            elif name == HEADER_POSITION:
-                position = value
-            elif name == HEADER_PREV:
-                prev = value
-        if kind is None or position is None or kind in wanted:
-            return None
-        at = int(position)
-        self.passed_over += 1
-        return (
-            at,
-            _NO_LINK if prev is None else int(prev),
-            StreamRecord(partition, r.offset, at, None),
-        )
 
     def _merge(self, max_records: int) -> list[StreamRecord]:
         """Deliver buffered records in store order (see the module doc)."""

@@ -1,6 +1,7 @@
 """Reading the notification log as rows: one SELECT on SQLite, the recorder's
 notifications on PostgreSQL; the same rows either way, also filtered by topic and
-bounded by a stop position (what a read model in a process of its own reads)."""
+bounded by a stop position (what a read model in a process of its own reads), and
+the relay reading through it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from infra.envelopes import envelope_from_notification, envelope_from_row
+from infra.relay import Relay
 from infra.stored_rows import RowReader, StoredRow
 from services.application import CivicApplication
 from services.bootstrap import build_application
@@ -60,6 +62,24 @@ def test_a_reader_selects_by_topic_and_up_to_a_stop(app: CivicApplication) -> No
     ]
     assert reader.read(stop, 10, topics=common, stop=stop) == []
     assert reader.read(0, 10, topics=["no.such:Topic"]) == []
+
+
+def test_the_relay_reads_what_the_notification_log_holds(app: CivicApplication) -> None:
+    relay = Relay(app.recorder, "127.0.0.1:9")  # reading connects to no broker
+    on_sqlite = isinstance(app.recorder, SQLiteApplicationRecorder)
+    assert (relay._rows._select is not None) == on_sqlite  # the table directly on SQLite
+    head = app.head()
+    expected = [_row(n) for n in app.recorder.select_notifications(start=1, limit=head)]
+    rows: list[StoredRow] = []
+    after = 0
+    while batch := relay.read(after, 97):
+        assert len(batch) <= 97
+        rows += batch
+        after = batch[-1][0]
+    assert _plain(rows) == expected
+    assert relay.read(head, 10) == []
+    middle = expected[len(expected) // 2][0]
+    assert [r[0] for r in relay.read(middle, 3)] == [middle + 1, middle + 2, middle + 3]
 
 
 def test_an_envelope_from_a_row_is_the_envelope_of_its_notification(

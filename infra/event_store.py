@@ -28,6 +28,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 
 from infra.hash_chain import SQLITE_DDL as CHAIN_DDL
 from infra.hash_chain import SQLiteChainTable
+from infra.process_lock import for_database
 from infra.sqlite_rows import insert_rows
 
 IDEMPOTENCY_DDL = """
@@ -152,6 +154,13 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         self.groups_committed = 0
         self.calls_committed = 0
         self.chain = SQLiteChainTable(datastore, events_table_name)  # see infra.hash_chain
+        # one writing process at a time, waiting in the kernel (see infra.process_lock)
+        self.process_lock = for_database(datastore.pool.db_name)
+        # what this process committed that the last look for others' writes had not
+        # yet passed (see :meth:`changed_elsewhere`)
+        self._seen: int | None = None
+        self._own: set[int] = set()
+        self._own_lock = threading.Lock()
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), IDEMPOTENCY_DDL, CHAIN_DDL]
@@ -211,8 +220,12 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                 self._commit_group(jobs)
 
     def _commit_group(self, jobs: list[_Job]) -> None:
+        lock = self.process_lock
         try:
-            with self.datastore.transaction(commit=True) as c:
+            with (
+                lock.held() if lock is not None else nullcontext(),
+                self.datastore.transaction(commit=True) as c,
+            ):
                 for job in jobs:
                     self._insert_job(c, job)
         except Exception as exc:  # the whole group failed to commit: nothing was written
@@ -223,6 +236,9 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                     job.ids = []
         else:
             committed = [j for j in jobs if j.error is None]
+            with self._own_lock:
+                for job in committed:
+                    self._own.update(job.ids)
             self.groups_committed += 1
             self.calls_committed += len(committed)
             head = max((max(j.ids) for j in committed if j.ids), default=None)
@@ -295,6 +311,52 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         if self._writer is not None and self._writer.is_alive():
             self._queue.put(None)
             self._writer.join(5)
+        if self.process_lock is not None:
+            self.process_lock.close()
+
+    # -- others' writes --------------------------------------------------------------
+
+    def written_elsewhere(self, limit: int = 10_000) -> list[StoredEvent] | None:
+        """The events other processes committed since the last call, in order: what
+        a cache of this process's aggregates must catch up with. ``None``: more than
+        ``limit`` of them (an import ran), forget everything. The first call only
+        marks where the log stands.
+
+        Rowids are taken under the write lock, so a commit seen here has rowids
+        above every commit seen before: the log's tail is all that is new.
+        """
+        table = self.events_table_name  # the recorder's own name, never input
+        with self.datastore.transaction(commit=False) as c:
+            cursor = c.sqlite_cursor
+            cursor.row_factory = None
+            if self._seen is None:
+                cursor.execute(f"SELECT MAX(rowid) FROM {table}")  # noqa: S608 - see table
+                self._seen = int(cursor.fetchone()[0] or 0)
+                return []
+            cursor.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
+                f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (self._seen, limit + 1),
+            )
+            rows: list[tuple[int, str, int, str, bytes]] = cursor.fetchall()
+            if len(rows) > limit:
+                cursor.execute(f"SELECT MAX(rowid) FROM {table}")  # noqa: S608 - see table
+                seen = self._seen = int(cursor.fetchone()[0])
+                with self._own_lock:
+                    self._own = {rowid for rowid in self._own if rowid > seen}
+                return None
+        if not rows:
+            return []
+        seen = self._seen = rows[-1][0]
+        with self._own_lock:
+            own = self._own
+            others = [
+                StoredEvent(UUID(originator), version, topic, state)
+                for rowid, originator, version, topic, state in rows
+                if rowid not in own
+            ]
+            self._own = {rowid for rowid in own if rowid > seen}
+        return others
 
     # -- reading idempotency records -------------------------------------------------
 

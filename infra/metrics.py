@@ -1,14 +1,16 @@
 """Prometheus metrics for the event pipeline, in the text exposition format (0.0.4).
 
 Mounted at ``/metrics``: per projection its position, lag, events applied,
-failures, dead letters and health; the store's head; in Kafka mode the relay's
-published position, lag and errors. Counters count since this process started;
-positions and lags are read live (a lag that cannot be known right now, e.g.
+failures, dead letters and health; the store's head; this process's command
+groups, conflict retries and catching up with other processes' writes; in Kafka
+mode the relay's published position, lag and errors. Counters count since this
+process started; positions and lags are read live (a lag that cannot be known right now, e.g.
 while the broker is unreachable, is left out rather than guessed).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -56,13 +58,57 @@ class _Family:
             )
 
 
+def _command_families(platform: Platform) -> list[_Family]:
+    """The command path of this process: groups, conflicts, others' writes."""
+    groups = _Family(
+        "civic_command_groups_total",
+        "counter",
+        "Groups of commands this process ran, each committed in one transaction.",
+    )
+    commands = _Family(
+        "civic_command_jobs_total", "counter", "Requests (single commands or batches) run."
+    )
+    retries = _Family(
+        "civic_command_conflict_retries_total",
+        "counter",
+        "Groups run again because another process changed one of their aggregates meanwhile.",
+    )
+    caught_up = _Family(
+        "civic_aggregate_cache_caught_up_total",
+        "counter",
+        "Other processes' events applied to this process's cached aggregates.",
+    )
+    evicted = _Family(
+        "civic_aggregate_cache_evictions_total",
+        "counter",
+        "Cached aggregates forgotten (to be read again) because another process changed them.",
+    )
+    lock_waits = _Family(
+        "civic_store_write_lock_waits_total",
+        "counter",
+        "Commits that waited for another process's write transaction to end.",
+    )
+    app = platform.app
+    # several API workers answer /metrics in turn: each labels its own counters
+    pid = str(os.getpid())
+    groups.add(app.executor.groups_run, pid=pid)
+    commands.add(app.executor.jobs_run, pid=pid)
+    retries.add(app.conflict_retries, pid=pid)
+    caught_up.add(app.caught_up_with_others, pid=pid)
+    evicted.add(app.evicted_changed_elsewhere, pid=pid)
+    process_lock = getattr(app.recorder, "process_lock", None)
+    if process_lock is not None:
+        lock_waits.add(process_lock.waits, pid=pid)
+
+    return [groups, commands, retries, caught_up, evicted, lock_waits]
+
+
 def render_prometheus(platform: Platform) -> str:
     """The platform's pipeline metrics as Prometheus text."""
     head = _Family(
         "civic_store_head_position", "gauge", "Global position of the newest stored event."
     )
     head.add(platform.app.head())
-
     position = _Family(
         "civic_projection_position",
         "gauge",
@@ -106,7 +152,8 @@ def render_prometheus(platform: Platform) -> str:
         dead.add(parked, projection=name)
         healthy.add(parked == 0, projection=name)
         running.add(runner.running, projection=name)
-    families = [head, position, lag, applied, skipped, failures, dead, healthy, running]
+    families = [head, *_command_families(platform)]
+    families += [position, lag, applied, skipped, failures, dead, healthy, running]
 
     relay = platform.relay
     if relay is not None and relay.running:  # else it runs in its own process (civic relay)

@@ -10,6 +10,7 @@ for the read models to catch up.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -18,12 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application, Repository
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    LRUCache,
+    Repository,
+)
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.base import acting_as
 from domain.errors import ConflictError, DomainError
@@ -34,7 +40,7 @@ from services.command_executor import CommandExecutor, Job
 from services.commands import Command
 from services.handlers import HANDLERS, Context, Result
 from services.principals import ForbiddenError, Principal
-from services.unit_of_work import StaleUnitOfWorkError, UnitOfWork
+from services.unit_of_work import StaleUnitOfWorkError, UnitOfWork, evict
 
 log = structlog.get_logger(__name__)
 
@@ -181,8 +187,17 @@ class CivicApplication(Application[UUID]):
         self.clock = clock or (lambda: datetime.now(UTC))
         # Queries read the store itself; commands use the write-through cache.
         self.store_reader: Repository[UUID] = Repository(event_store=self.events)
+        # other processes' events applied to cached aggregates, aggregates evicted
+        # instead (they could not be), and groups run again after a conflict (a
+        # write by another process that landed meanwhile)
+        self.caught_up_with_others = 0
+        self.evicted_changed_elsewhere = 0
+        self.conflict_retries = 0
         # Every command of this process runs on this one thread (see command_executor).
-        self.executor: CommandExecutor[_Work, list[ItemOutcome]] = CommandExecutor(self._run_group)
+        process_lock = getattr(self.recorder, "process_lock", None)
+        self.executor: CommandExecutor[_Work, list[ItemOutcome]] = CommandExecutor(
+            self._run_group, gate=process_lock.held if process_lock is not None else None
+        )
 
     # -- commands ------------------------------------------------------------------
 
@@ -256,6 +271,7 @@ class CivicApplication(Application[UUID]):
         and read again from the store when next needed.
         """
         runs = [_Run(job) for job in jobs]
+        self._catch_up_with_others()
         self._replay_known_keys(runs)
         _follow_repeated_keys(runs)
         for attempt in range(MAX_ATTEMPTS):
@@ -278,6 +294,42 @@ class CivicApplication(Application[UUID]):
                 run.job.future.set_exception(run.failed)
             else:
                 run.job.future.set_result([run.outcomes[i] for i in range(len(run.items))])
+
+    def _catch_up_with_others(self) -> None:
+        """Bring cached aggregates up to date with what other processes (another API
+        worker, the CLI) committed since the last group: one read of the log's tail
+        per group, each of their events applied to the cached copy it concerns,
+        instead of a conflict (and the whole group run again) per stale aggregate.
+        A write that lands while the group runs is still caught by optimistic
+        concurrency."""
+        written_elsewhere = getattr(self.recorder, "written_elsewhere", None)
+        cache = self.repository.cache
+        if written_elsewhere is None or cache is None:
+            return
+        written: list[StoredEvent] | None = written_elsewhere()
+        if written is None:  # a long stretch (an import): forget everything
+            if isinstance(cache, LRUCache):
+                cache.clear()
+            else:
+                cache.cache.clear()
+            return
+        to_domain_event = self.mapper.to_domain_event
+        for stored in written:
+            aggregate_id = cast("UUID", stored.originator_id)
+            try:
+                cached = cache.get(aggregate_id)
+            except KeyError:
+                continue
+            caught_up = None
+            if cached.version + 1 == stored.originator_version:
+                with contextlib.suppress(Exception):  # then the store knows better
+                    event: Any = to_domain_event(stored)
+                    caught_up = event.mutate(cached)
+            if caught_up is None:  # read it again from the store when next needed
+                evict(self.repository, aggregate_id)
+                self.evicted_changed_elsewhere += 1
+            else:
+                self.caught_up_with_others += 1
 
     def _attempt(self, runs: Sequence[_Run], attempt: int) -> bool:
         """Run the group's pending items and commit their events in one transaction;
@@ -312,6 +364,7 @@ class CivicApplication(Application[UUID]):
         except IntegrityError:
             # another process changed one of these aggregates: read them again
             log.debug("command.conflict_retry", attempt=attempt)
+            self.conflict_retries += 1
             uow.evict_from(self.repository)
             time.sleep(_jitter(attempt))
             return False

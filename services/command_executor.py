@@ -21,6 +21,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -52,8 +53,20 @@ class CommandExecutor(Generic[J, R]):
         *,
         max_group: int = 2000,
         name: str = "command-executor",
+        gate: Callable[[], AbstractContextManager[object]] | None = None,
+        gated_below: int = 64,
     ) -> None:
         self._run_group = run_group
+        # A small group (fewer than ``gated_below`` commands: single commands from
+        # many callers) waits at the gate (the event store's lock between
+        # processes), then takes in the jobs that arrived meanwhile and runs with
+        # the gate held: while another process commits, this one's callers gather
+        # into its next group instead of each trickling into a group of its own,
+        # and nothing the group read can change before it commits. A large group
+        # (a batch) runs first and takes the lock only to commit, so that
+        # processes run their batches side by side.
+        self._gate = gate
+        self.gated_below = gated_below
         self.max_group = max_group  # commands per group (a job is never split)
         self._name = name
         self._queue: queue.SimpleQueue[Job[J, R] | None] = queue.SimpleQueue()
@@ -95,24 +108,33 @@ class CommandExecutor(Generic[J, R]):
             if job is None:
                 return
             group = [job]
-            size = job.size
-            stop = False
-            while size < self.max_group:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                if size + nxt.size > self.max_group:
-                    carry = nxt  # the next group starts with it
-                    break
-                group.append(nxt)
-                size += nxt.size
-            self._run(group)
+            carry, stop = self._gather(group)
+            gate = self._gate
+            if gate is None or carry is not None or stop or _size(group) >= self.gated_below:
+                self._run(group)
+            else:
+                with gate():
+                    carry, stop = self._gather(group)  # those that came while it waited
+                    self._run(group)
             if stop:
                 return
+
+    def _gather(self, group: list[Job[J, R]]) -> tuple[Job[J, R] | None, bool]:
+        """Add the jobs waiting to ``group``, up to ``max_group`` commands; the job
+        that starts the next group, and whether to stop after this one."""
+        size = _size(group)
+        while size < self.max_group:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return None, True
+            if size + nxt.size > self.max_group:
+                return nxt, False  # the next group starts with it
+            group.append(nxt)
+            size += nxt.size
+        return None, False
 
     def _run(self, group: list[Job[J, R]]) -> None:
         try:
@@ -133,3 +155,7 @@ class CommandExecutor(Generic[J, R]):
         if thread is not None and thread.is_alive():
             self._queue.put(None)
             thread.join(timeout)
+
+
+def _size(group: Sequence[Job[J, R]]) -> int:
+    return sum(job.size for job in group)

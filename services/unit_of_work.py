@@ -105,7 +105,7 @@ class UnitOfWork:
     def _rebuild(self, aggregate_id: UUID) -> None:
         """The aggregate as the store has it plus the events still gathered here.
         The cached object may be the one that changed: it is evicted first."""
-        _evict(self._repository, aggregate_id)
+        evict(self._repository, aggregate_id)
         kept = [e for e in self.events if e.originator_id == aggregate_id]
         try:
             rebuilt: Aggregate | None = self._repository.get(aggregate_id, projector_func=project)
@@ -117,14 +117,14 @@ class UnitOfWork:
         except OriginatorVersionError as exc:
             # another process moved the aggregate on: what this unit gathered for it
             # rests on a stale copy, and the whole unit must run again
-            _evict(self._repository, aggregate_id)
+            evict(self._repository, aggregate_id)
             raise StaleUnitOfWorkError(aggregate_id) from exc
         if rebuilt is None:
             self._aggregates.pop(aggregate_id, None)
         else:
             self._aggregates[aggregate_id] = rebuilt
             if kept:  # not the store's state: the cache must not keep it
-                _evict(self._repository, aggregate_id)
+                evict(self._repository, aggregate_id)
 
     def cache_into(self, repository: Repository[UUID]) -> None:
         """After a successful save: these aggregates are the store's current state."""
@@ -135,10 +135,11 @@ class UnitOfWork:
     def evict_from(self, repository: Repository[UUID]) -> None:
         """After a conflict: cached copies may be stale; the retry reads the store."""
         for aggregate_id in self._aggregates:
-            _evict(repository, aggregate_id)
+            evict(repository, aggregate_id)
 
 
-def _evict(repository: Repository[UUID], aggregate_id: UUID) -> None:
+def evict(repository: Repository[UUID], aggregate_id: UUID) -> None:
+    """Forget a cached aggregate: the next ``get`` reads it from the store."""
     if repository.cache is not None:
         with contextlib.suppress(KeyError):
             repository.cache.get(aggregate_id, evict=True)

@@ -26,6 +26,7 @@ import structlog
 from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
+    Cache,
     LRUCache,
     Repository,
 )
@@ -53,6 +54,18 @@ MAX_BACKOFF_SECONDS = 0.25
 
 class IdempotencyMismatchError(DomainError):
     code = "idempotency-key-reused"
+
+
+def _forget_all(cache: Cache[UUID, Any]) -> None:
+    """Empty an aggregate cache (the library's ``LRUCache.clear`` resets its recency
+    list only, and leaves the entries)."""
+    if isinstance(cache, LRUCache):
+        with cache.lock:
+            cache.cache.clear()
+            cache.clear()
+            cache.full = False
+    else:
+        cache.cache.clear()
 
 
 def _jitter(attempt: int) -> float:
@@ -308,10 +321,7 @@ class CivicApplication(Application[UUID]):
             return
         written: list[StoredEvent] | None = written_elsewhere()
         if written is None:  # a long stretch (an import): forget everything
-            if isinstance(cache, LRUCache):
-                cache.clear()
-            else:
-                cache.cache.clear()
+            _forget_all(cache)
             return
         to_domain_event = self.mapper.to_domain_event
         for stored in written:

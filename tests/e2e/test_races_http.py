@@ -187,6 +187,36 @@ def test_hundreds_of_concurrent_spends_from_one_passbook(client: Client, station
     assert client.get(f"/v1/rewards/{item}")["stock"] == 10_000 - 14
 
 
+def test_awards_racing_through_both_workers_each_land_once_on_an_up_to_date_passbook(
+    client: Client, station: str
+) -> None:
+    """Each worker keeps passbooks cached and applies the other's events to them
+    before its next group: every award is counted once, and each reports the balance
+    it left (so no two awards to one passbook report the same balance)."""
+    savers = register(client, station, 4)
+    reported: dict[str, list[int]] = {v: [] for v in savers}
+    for round_ in range(3):  # the first round fills both workers' caches
+        calls: list[Call] = [
+            (
+                f"/v1/passbooks/{v}/awards",
+                {"points": 1 + (n % 5), "reason": f"第{round_}轮"},
+                {},
+            )
+            for n in range(60)
+            for v in savers
+        ]
+        responses = client.race(calls)
+        assert [r.status_code for r in responses] == [201] * len(calls)
+        for response in responses:
+            body = response.json()
+            reported[body["volunteer_id"]].append(body["balance"])
+    total = 3 * sum(1 + (n % 5) for n in range(60))
+    for saver, balances in reported.items():
+        assert client.get(f"/v1/passbooks/{saver}")["balance"] == total
+        assert len(set(balances)) == len(balances) == 180
+        assert max(balances) == total
+
+
 def recorded_signups(data_dir: Path, activity: str) -> list[tuple[str, str]]:
     """(volunteer, enrolled|waitlisted) in the order the store recorded them."""
     app = build_application(

@@ -3,6 +3,7 @@ idempotency keys and a cache that another process made stale."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from domain.passbook import Passbook
+from infra.event_store import GroupCommitSQLiteRecorder
 from infra.settings import Settings
 from services import commands as c
 from services.application import BatchItem, CivicApplication, ItemOutcome, _Work
@@ -49,6 +51,40 @@ def test_jobs_waiting_together_run_as_one_group_without_splitting_a_job() -> Non
     assert [f.result(5) for f in (first, *rest)] == ["A", "B", "C", "D", "E"]
     executor.close()
     assert groups == [["a"], ["b", "c"], ["d", "e"]]
+
+
+def test_a_small_group_waits_at_the_gate_and_takes_in_the_jobs_that_arrive_meanwhile() -> None:
+    """The gate is the event store's lock between processes: while another process
+    commits, this one's callers gather into one group. A batch-sized group runs
+    without waiting there (it takes the lock only to commit)."""
+    waiting, open_gate = threading.Event(), threading.Event()
+    inside: list[bool] = []
+    groups: list[tuple[list[str], bool]] = []
+
+    @contextlib.contextmanager
+    def gate() -> Iterator[None]:
+        waiting.set()
+        assert open_gate.wait(5)  # another process is committing
+        inside.append(True)
+        try:
+            yield
+        finally:
+            inside.pop()
+
+    def run_group(jobs: Sequence[Job[str, str]]) -> None:
+        groups.append(([j.work for j in jobs], bool(inside)))
+        for job in jobs:
+            job.future.set_result(job.work)
+
+    executor: CommandExecutor[str, str] = CommandExecutor(run_group, gate=gate, gated_below=10)
+    first = executor.submit("a")
+    assert waiting.wait(5)
+    later = [executor.submit(w) for w in "bcd"]
+    open_gate.set()
+    assert [f.result(5) for f in (first, *later)] == ["a", "b", "c", "d"]
+    assert executor.submit("batch", size=10).result(5) == "batch"
+    executor.close()
+    assert groups == [(["a", "b", "c", "d"], True), (["batch"], False)]
 
 
 def test_an_error_escaping_the_group_settles_every_future_with_it() -> None:
@@ -209,20 +245,78 @@ def test_a_failing_command_is_logged_with_the_request_that_submitted_it(
     ]
 
 
-def test_a_cache_made_stale_by_another_process_turns_into_a_retry(
+def test_another_process_s_events_are_applied_to_the_cached_aggregate_before_a_group(
     app: CivicApplication, tmp_path: Path
 ) -> None:
     v = _volunteer(app)
     app.execute(_award(v, 1), SYSTEM)  # the passbook is now cached here
+    cached: Passbook = app.repository.get(Passbook.create_id(v))
     other = build_application(Settings(data_dir=tmp_path))  # a second process's view
     try:
         other.execute(_award(v, 10), SYSTEM)
+        other.execute(_award(v, 20), SYSTEM)
     finally:
         other.close()
     result = app.execute(_award(v, 100), SYSTEM)
     assert result.position == app.head()
+    assert _stored_balance(app, v) == 131
+    assert app.repository.get(Passbook.create_id(v)) is cached  # caught up, not read again
+    assert cached.balance == 131
+    assert (app.caught_up_with_others, app.conflict_retries) == (2, 0)
+
+
+def test_a_write_by_another_process_while_a_group_runs_turns_into_a_retry(
+    app: CivicApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group run outside the lock between processes (here, run directly; in the
+    executor, a large one) can still meet a write that lands meanwhile."""
+    v = _volunteer(app)
+    app.execute(_award(v, 1), SYSTEM)
+    award = HANDLERS[c.AwardPoints]
+    interfered: list[int] = []
+
+    def award_after_another_process(
+        command: c.AwardPoints, uow: UnitOfWork, ctx: Context
+    ) -> Result:
+        if not interfered:  # once: the other process runs this handler too
+            interfered.append(0)
+            other = build_application(Settings(data_dir=tmp_path))
+            try:
+                interfered[0] = other.execute(_award(v, 10), SYSTEM).position or 0
+            finally:
+                other.close()
+        return award(command, uow, ctx)
+
+    monkeypatch.setitem(HANDLERS, AWARD_POINTS, award_after_another_process)
+    [[outcome]] = _group(app, [BatchItem(_award(v, 100))])
+    assert outcome.ok and outcome.position == app.head() > interfered[0]
     assert _stored_balance(app, v) == 111
     assert app.repository.get(Passbook.create_id(v)).balance == 111
+    assert app.conflict_retries == 1
+
+
+def test_after_a_long_stretch_of_others_writes_the_cache_is_forgotten(
+    app: CivicApplication, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = app.recorder
+    assert isinstance(recorder, GroupCommitSQLiteRecorder)
+    v = _volunteer(app)
+    app.execute(_award(v, 1), SYSTEM)
+    cache = app.repository.cache
+    assert cache is not None and Passbook.create_id(v) in cache.cache
+    other = build_application(Settings(data_dir=tmp_path))
+    try:
+        for points in (2, 3, 4):
+            other.execute(_award(v, points), SYSTEM)
+    finally:
+        other.close()
+    written_elsewhere = recorder.written_elsewhere
+    monkeypatch.setattr(recorder, "written_elsewhere", lambda: written_elsewhere(limit=2))
+    app.execute(_award(v, 10), SYSTEM)  # more than the limit: the whole cache goes
+    assert list(cache.cache) == [Passbook.create_id(v)]  # read again by this command
+    assert (app.caught_up_with_others, app.conflict_retries) == (0, 0)
+    assert _stored_balance(app, v) == 20
+    assert app.repository.get(Passbook.create_id(v)).balance == 20
 
 
 def test_a_submitted_command_cannot_be_cancelled(app: CivicApplication) -> None:

@@ -121,3 +121,33 @@ def test_a_conflicting_call_leaves_nothing_and_names_the_taken_key(
         ("b", 1),
     ]
     assert recorder.insert_events([_event()]) == [2]  # the failed calls left no gap
+
+
+def test_written_elsewhere_gives_other_processes_events_in_order_and_never_its_own(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    mine = GroupCommitSQLiteRecorder(SQLiteDatastore(path))
+    mine.create_table()
+    theirs = GroupCommitSQLiteRecorder(SQLiteDatastore(path))  # another process's
+    try:
+        mine.insert_events([_event()])
+        assert mine.written_elsewhere() == []  # the first look marks where the log stands
+        a, b = _event(), StoredEvent(uuid4(), 1, TOPIC, b'{"n":2}')
+        theirs.insert_events([a])
+        mine.insert_events([_event()])
+        theirs.insert_events([b])
+        seen = mine.written_elsewhere()
+        assert seen is not None
+        assert [(e.originator_id, e.state) for e in seen] == [
+            (a.originator_id, a.state),
+            (b.originator_id, b.state),
+        ]
+        assert mine.written_elsewhere() == []
+        for _ in range(3):
+            theirs.insert_events([_event()])
+        assert mine.written_elsewhere(limit=2) is None  # too many: forget everything
+        assert mine.written_elsewhere() == []  # and go on from the head
+    finally:
+        mine.close()
+        theirs.close()

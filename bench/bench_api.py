@@ -15,7 +15,9 @@ Prints, each next to its baseline:
 Each HTTP measurement follows a 2 s warm-up and reports the server's CPU time per
 request (user + system, of the uvicorn process and its workers, from /proc): on a
 shared machine the wall-clock rates move with the load, the CPU cost much less.
-With ``--workers 1 2`` the bare and civic POSTs are measured once per worker count.
+With ``--workers 1 2`` the bare and civic POSTs and the batches are measured once per
+worker count, each civic run on its own copy of the same prepared store (so none
+starts with the histories an earlier run's batches left behind).
 ``--projections``: the six read models in the API process (``civic serve``, the
 default), in a process of their own following the store (``civic serve
 --no-projections`` beside ``civic project``: that process's CPU per request is
@@ -502,8 +504,11 @@ def main() -> None:
     print(f"   preparing {args.volunteers} volunteers ...")
     from bench.fixtures import prepare_network  # noqa: PLC0415
 
-    env, token, volunteers = prepare_network(data / "civic", args.volunteers)
-    for n, workers in enumerate(args.workers):
+    # every worker count starts from its own copy of the same store: the same
+    # histories to load into cold caches (a batch run leaves long ones behind)
+    template = data / "civic"
+    env, token, volunteers = prepare_network(template, args.volunteers)
+    for workers in args.workers:
         print(f"2. bare FastAPI POST, {workers} worker(s) ...")
         port = free_port()
         proc = serve(["--app-dir", str(bare), "bare_app:app"], {}, port, workers)
@@ -516,47 +521,61 @@ def main() -> None:
         )
         stop(proc)
 
-        print(f"3. civic single-command POSTs, {workers} worker(s) ...")
-        civic_env = dict(env)
-        if args.projections != "in-process" or workers > 1:
-            civic_env["CIVIC_RUN_PROJECTIONS"] = "false"
-        port = free_port()
-        proc = serve(["--factory", "services.api.app:create_app"], civic_env, port, workers)
-        projector = start_projector(civic_env) if args.projections == "process" else None
-        results[f"civic_post_w{workers}"] = measure(
-            proc,
-            f"http://127.0.0.1:{port}",
-            award_script(volunteers, token, body, keyed=args.idempotency_keys),
-            args.seconds,
-            args.connections,
-            projector=projector,
-        )
-        if projector is not None:
-            results[f"civic_post_w{workers}"]["projector_lag"] = projector_lag(data / "civic")
-        if n == 0:
-            print(f"4. civic batch ingestion (1,000 commands per request), {workers} worker(s) ...")
-            batch = measure(
-                proc,
-                f"http://127.0.0.1:{port}/v1/batch",
-                batch_script(volunteers, token, BATCH_CONNECTIONS, keyed=args.idempotency_keys),
-                args.seconds,
-                BATCH_CONNECTIONS,
-                threads=BATCH_CONNECTIONS,
-            )
-            results["civic_batch"] = {**batch, "events_per_s": batch["rps"] * BATCH_SIZE}
-        stop(proc)
-        if projector is not None:
-            stop(projector)
+        civic(args, workers, data, template, env, (token, volunteers, body), results)
 
     report(results, args, load_before)
     shutil.rmtree(data, ignore_errors=True)
+
+
+def civic(
+    args: argparse.Namespace,
+    workers: int,
+    data: Path,
+    template: Path,
+    env: dict[str, str],
+    inputs: tuple[str, list[str], str],
+    results: dict[str, dict[str, float]],
+) -> None:
+    """Single POSTs, then batches, on a copy of ``template`` served by ``workers``."""
+    token, volunteers, body = inputs
+    print(f"3. civic single-command POSTs, {workers} worker(s) ...")
+    copy = data / f"civic-w{workers}"
+    shutil.copytree(template, copy)
+    civic_env = {**env, "CIVIC_DATA_DIR": str(copy)}
+    if args.projections != "in-process" or workers > 1:
+        civic_env["CIVIC_RUN_PROJECTIONS"] = "false"
+    port = free_port()
+    proc = serve(["--factory", "services.api.app:create_app"], civic_env, port, workers)
+    projector = start_projector(civic_env) if args.projections == "process" else None
+    results[f"civic_post_w{workers}"] = measure(
+        proc,
+        f"http://127.0.0.1:{port}",
+        award_script(volunteers, token, body, keyed=args.idempotency_keys),
+        args.seconds,
+        args.connections,
+        projector=projector,
+    )
+    if projector is not None:
+        results[f"civic_post_w{workers}"]["projector_lag"] = projector_lag(copy)
+    print(f"4. civic batch ingestion (1,000 commands per request), {workers} worker(s) ...")
+    batch = measure(
+        proc,
+        f"http://127.0.0.1:{port}/v1/batch",
+        batch_script(volunteers, token, BATCH_CONNECTIONS, keyed=args.idempotency_keys),
+        args.seconds,
+        BATCH_CONNECTIONS,
+        threads=BATCH_CONNECTIONS,
+    )
+    results[f"civic_batch_w{workers}"] = {**batch, "events_per_s": batch["rps"] * BATCH_SIZE}
+    stop(proc)
+    if projector is not None:
+        stop(projector)
 
 
 def report(
     results: dict[str, dict[str, float]], args: argparse.Namespace, load_before: str
 ) -> None:
     lib = results["library_saves"]["rps"]
-    batch = results["civic_batch"]
     print()
     print(f"load average (1 / 5 / 15 min): before {load_before}, after {loadavg()}")
     print(f"plain library saves/s ({args.connections} threads): {lib:,.0f}")
@@ -583,8 +602,19 @@ def report(
                 f" request; {c['projector_lag']:.0f} events behind the store as the load stopped"
             )
     print()
+    for workers in args.workers:
+        batch_line(results, args, workers)
+    print(json.dumps(results))
+
+
+def batch_line(
+    results: dict[str, dict[str, float]], args: argparse.Namespace, workers: int
+) -> None:
+    lib = results["library_saves"]["rps"]
+    batch = results[f"civic_batch_w{workers}"]
+    keys = " (an idempotency key per item)" if args.idempotency_keys else ""
     print(
-        f"batch ingestion{' (an idempotency key per item)' if args.idempotency_keys else ''}:"
+        f"batch ingestion, {workers} worker(s){keys}:"
         f" {batch['events_per_s']:,.0f} events/s"
         f" = {batch['events_per_s'] / lib:.1f}x library saves,"
         f" {batch['events_per_s'] / results['library_batch']['events_per_s']:.2f}x the library"
@@ -592,7 +622,6 @@ def report(
         f" server CPU per event {batch['cpu_ms_per_request'] / BATCH_SIZE * 1000:.0f} µs;"
         f" non-2xx: {batch['non_2xx']:.0f}"
     )
-    print(json.dumps(results))
 
 
 if __name__ == "__main__":

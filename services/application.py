@@ -287,10 +287,7 @@ class CivicApplication(Application[UUID]):
         self._catch_up_with_others()
         self._replay_known_keys(runs)
         _follow_repeated_keys(runs)
-        for attempt in range(MAX_ATTEMPTS):
-            if self._attempt(runs, attempt):
-                break
-        else:
+        if not self._attempts(runs):
             for run in runs:
                 for i in run.pending:
                     run.outcomes[i] = ItemOutcome(
@@ -307,6 +304,24 @@ class CivicApplication(Application[UUID]):
                 run.job.future.set_exception(run.failed)
             else:
                 run.job.future.set_result([run.outcomes[i] for i in range(len(run.items))])
+
+    def _attempts(self, runs: Sequence[_Run]) -> bool:
+        """Run the group until it commits (False: it kept conflicting)."""
+        lock = getattr(self.recorder, "process_lock", None)
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt and lock is not None:
+                # run again holding the lock between processes (a large group ran
+                # without it): caught up with every other process's events, nothing
+                # can change under this attempt
+                with lock.held():
+                    self._catch_up_with_others()
+                    if self._attempt(runs, attempt):
+                        return True
+            elif self._attempt(runs, attempt):
+                return True
+            elif lock is None:  # writers without that lock: spread out the retries
+                time.sleep(_jitter(attempt))
+        return False
 
     def _catch_up_with_others(self) -> None:
         """Bring cached aggregates up to date with what other processes (another API
@@ -376,7 +391,6 @@ class CivicApplication(Application[UUID]):
             log.debug("command.conflict_retry", attempt=attempt)
             self.conflict_retries += 1
             uow.evict_from(self.repository)
-            time.sleep(_jitter(attempt))
             return False
         except BaseException:
             uow.evict_from(self.repository)

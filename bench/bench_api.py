@@ -586,7 +586,7 @@ def report(
             "in-process": "read models in the API process",
             "process": "read models in a process of their own",
             "none": "no read models",
-        }[args.projections if workers == 1 else "none"]
+        }[args.projections if workers == 1 or args.projections == "process" else "none"]
         keys = ", an idempotency key each" if args.idempotency_keys else ""
         print(f"POST, {args.connections} connections, {workers} worker(s), {where}{keys}:")
         print(f"  {'measure':40} {'bare FastAPI':>12} {'civic':>12}  civic/bare")

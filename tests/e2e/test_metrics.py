@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,3 +19,33 @@ def test_metrics_need_a_key_and_list_each_projection(
     assert response.headers["content-type"].startswith("text/plain")
     for name in ("leaderboard", "unit_metrics", "audit_trail"):
         assert f'projection="{name}"' in response.text
+
+
+def test_metrics_count_this_process_s_command_groups(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    def samples() -> dict[str, float]:
+        text = client.get("/metrics", headers=admin_headers).text
+        found = {}
+        for line in text.splitlines():
+            if line.startswith(("civic_command_", "civic_aggregate_cache_", "civic_store_write")):
+                name, value = line.rsplit(" ", 1)
+                assert name.endswith(f'{{pid="{os.getpid()}"}}')  # the test client's process
+                found[name.split("{")[0]] = float(value)
+        return found
+
+    before = samples()
+    assert set(before) == {
+        "civic_command_groups_total",
+        "civic_command_jobs_total",
+        "civic_command_conflict_retries_total",
+        "civic_aggregate_cache_caught_up_total",
+        "civic_aggregate_cache_evictions_total",
+        "civic_store_write_lock_waits_total",
+    }
+    unit = {"code": "m-c", "name": "中心", "tier": "center"}
+    assert client.post("/v1/units", json=unit, headers=admin_headers).status_code == 201
+    after = samples()
+    assert after["civic_command_jobs_total"] == before["civic_command_jobs_total"] + 1
+    assert after["civic_command_groups_total"] == before["civic_command_groups_total"] + 1
+    assert after["civic_command_conflict_retries_total"] == 0

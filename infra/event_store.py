@@ -236,9 +236,10 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                     job.ids = []
         else:
             committed = [j for j in jobs if j.error is None]
-            with self._own_lock:
-                for job in committed:
-                    self._own.update(job.ids)
+            if self._seen is not None:  # someone follows others' writes (else nobody prunes)
+                with self._own_lock:
+                    for job in committed:
+                        self._own.update(job.ids)
             self.groups_committed += 1
             self.calls_committed += len(committed)
             head = max((max(j.ids) for j in committed if j.ids), default=None)

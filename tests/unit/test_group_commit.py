@@ -151,3 +151,16 @@ def test_written_elsewhere_gives_other_processes_events_in_order_and_never_its_o
     finally:
         mine.close()
         theirs.close()
+
+
+def test_a_recorder_nobody_asks_about_others_writes_keeps_no_record_of_its_own(
+    recorder: GroupCommitSQLiteRecorder,
+) -> None:
+    for _ in range(5):
+        recorder.insert_events([_event()])
+    assert recorder._own == set()
+    assert recorder.written_elsewhere() == []  # from now on it keeps them, to tell them apart
+    recorder.insert_events([_event()])
+    assert len(recorder._own) == 1
+    assert recorder.written_elsewhere() == []  # its own event is not another process's
+    assert recorder._own == set()

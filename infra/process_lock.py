@@ -8,11 +8,13 @@ take an exclusive ``flock`` on a file beside the database instead wait in the
 kernel and wake the moment the other releases it; meanwhile their next group of
 commands gathers, so the processes take turns, each turn a group commit.
 
-The lock is held only while a write transaction is (SQLite's own lock is taken
-inside it), and the kernel releases it when its holder dies, so a waiter waits at
-most as long as a holder's transaction can last (its SQLite lock timeout). A
-descriptor opened before a fork is shared with the parent (flock locks belong to
-the open file, not the process), so each process opens its own.
+A holder keeps the lock while it runs a group of single commands and commits it
+(SQLite's own lock is taken inside), and the kernel releases it when its holder
+dies. The wait has no timeout of its own: a holder that is stopped (SIGSTOP, a
+debugger) rather than killed keeps the others waiting, where SQLite alone would
+have answered "busy" after its lock timeout. A descriptor opened before a fork is
+shared with the parent (flock locks belong to the open file, not the process), so
+each process opens its own.
 """
 
 from __future__ import annotations

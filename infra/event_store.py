@@ -157,7 +157,7 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         # one writing process at a time, waiting in the kernel (see infra.process_lock)
         self.process_lock = for_database(datastore.pool.db_name)
         # what this process committed that the last look for others' writes had not
-        # yet passed (see :meth:`changed_elsewhere`)
+        # yet passed (see :meth:`written_elsewhere`)
         self._seen: int | None = None
         self._own: set[int] = set()
         self._own_lock = threading.Lock()
@@ -326,38 +326,33 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         Rowids are taken under the write lock, so a commit seen here has rowids
         above every commit seen before: the log's tail is all that is new.
         """
+        if self._seen is None:
+            self._seen = int(self.max_notification_id() or 0)
+            return []
         table = self.events_table_name  # the recorder's own name, never input
         with self.datastore.transaction(commit=False) as c:
             cursor = c.sqlite_cursor
             cursor.row_factory = None
-            if self._seen is None:
-                cursor.execute(f"SELECT MAX(rowid) FROM {table}")  # noqa: S608 - see table
-                self._seen = int(cursor.fetchone()[0] or 0)
-                return []
             cursor.execute(
                 "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
                 f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (self._seen, limit + 1),
             )
             rows: list[tuple[int, str, int, str, bytes]] = cursor.fetchall()
-            if len(rows) > limit:
-                cursor.execute(f"SELECT MAX(rowid) FROM {table}")  # noqa: S608 - see table
-                seen = self._seen = int(cursor.fetchone()[0])
-                with self._own_lock:
-                    self._own = {rowid for rowid in self._own if rowid > seen}
-                return None
         if not rows:
             return []
-        seen = self._seen = rows[-1][0]
+        overflow = len(rows) > limit
+        seen = self._seen = int(self.max_notification_id() or 0) if overflow else rows[-1][0]
         with self._own_lock:
             own = self._own
-            others = [
-                StoredEvent(UUID(originator), version, topic, state)
-                for rowid, originator, version, topic, state in rows
-                if rowid not in own
-            ]
             self._own = {rowid for rowid in own if rowid > seen}
-        return others
+        if overflow:
+            return None
+        return [
+            StoredEvent(UUID(originator), version, topic, state)
+            for rowid, originator, version, topic, state in rows
+            if rowid not in own
+        ]
 
     # -- reading idempotency records -------------------------------------------------
 

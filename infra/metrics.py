@@ -4,8 +4,8 @@ Mounted at ``/metrics``: per projection its position, lag, events applied,
 failures, dead letters and health; the store's head; this process's command
 groups, conflict retries and catching up with other processes' writes; in Kafka
 mode the relay's published position, lag and errors. Counters count since this
-process started; positions and lags are read live (a lag that cannot be known right now, e.g.
-while the broker is unreachable, is left out rather than guessed).
+process started; positions and lags are read live (a lag that cannot be known
+right now, e.g. while the broker is unreachable, is left out rather than guessed).
 """
 
 from __future__ import annotations
@@ -96,9 +96,8 @@ def _command_families(platform: Platform) -> list[_Family]:
     retries.add(app.conflict_retries, pid=pid)
     caught_up.add(app.caught_up_with_others, pid=pid)
     evicted.add(app.evicted_changed_elsewhere, pid=pid)
-    process_lock = getattr(app.recorder, "process_lock", None)
-    if process_lock is not None:
-        lock_waits.add(process_lock.waits, pid=pid)
+    if app.process_lock is not None:
+        lock_waits.add(app.process_lock.waits, pid=pid)
 
     return [groups, commands, retries, caught_up, evicted, lock_waits]
 

@@ -36,6 +36,7 @@ from domain.base import acting_as
 from domain.errors import ConflictError, DomainError
 from domain.points import ExpiryPolicy, PointsRule
 from infra.event_store import IdempotencyKeyTakenError, IdempotencyRecord, StoredResponse
+from infra.process_lock import ProcessWriteLock
 from infra.vault import PersonalDataVault
 from services.command_executor import CommandExecutor, Job
 from services.commands import Command
@@ -207,9 +208,15 @@ class CivicApplication(Application[UUID]):
         self.evicted_changed_elsewhere = 0
         self.conflict_retries = 0
         # Every command of this process runs on this one thread (see command_executor).
-        process_lock = getattr(self.recorder, "process_lock", None)
+        # the SQLite store's lock between writing processes and its reader of their
+        # events (None on other stores: conflicts are then retried after a pause)
+        self.process_lock: ProcessWriteLock | None = getattr(self.recorder, "process_lock", None)
+        self._written_elsewhere: Callable[[], list[StoredEvent] | None] | None = getattr(
+            self.recorder, "written_elsewhere", None
+        )
+        lock = self.process_lock
         self.executor: CommandExecutor[_Work, list[ItemOutcome]] = CommandExecutor(
-            self._run_group, gate=process_lock.held if process_lock is not None else None
+            self._run_group, gate=lock.held if lock is not None else None
         )
 
     # -- commands ------------------------------------------------------------------
@@ -307,7 +314,7 @@ class CivicApplication(Application[UUID]):
 
     def _attempts(self, runs: Sequence[_Run]) -> bool:
         """Run the group until it commits (False: it kept conflicting)."""
-        lock = getattr(self.recorder, "process_lock", None)
+        lock = self.process_lock
         for attempt in range(MAX_ATTEMPTS):
             if attempt and lock is not None:
                 # run again holding the lock between processes (a large group ran
@@ -330,11 +337,11 @@ class CivicApplication(Application[UUID]):
         instead of a conflict (and the whole group run again) per stale aggregate.
         A write that lands while the group runs is still caught by optimistic
         concurrency."""
-        written_elsewhere = getattr(self.recorder, "written_elsewhere", None)
+        written_elsewhere = self._written_elsewhere
         cache = self.repository.cache
         if written_elsewhere is None or cache is None:
             return
-        written: list[StoredEvent] | None = written_elsewhere()
+        written = written_elsewhere()
         if written is None:  # a long stretch (an import): forget everything
             _forget_all(cache)
             return

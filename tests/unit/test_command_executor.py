@@ -311,7 +311,7 @@ def test_after_a_long_stretch_of_others_writes_the_cache_is_forgotten(
     finally:
         other.close()
     written_elsewhere = recorder.written_elsewhere
-    monkeypatch.setattr(recorder, "written_elsewhere", lambda: written_elsewhere(limit=2))
+    monkeypatch.setattr(app, "_written_elsewhere", lambda: written_elsewhere(limit=2))
     app.execute(_award(v, 10), SYSTEM)  # more than the limit: the whole cache goes
     assert list(cache.cache) == [Passbook.create_id(v)]  # read again by this command
     assert (app.caught_up_with_others, app.conflict_retries) == (0, 0)

@@ -196,6 +196,19 @@ class ApiServer:
         self.process.wait(30)
         self.kills += 1
 
+    def workers_pids(self) -> set[int]:
+        """The uvicorn worker processes (children of ``civic serve --workers N``)."""
+        assert self.process is not None
+        return {pid for pid in child_pids(self.process.pid) if is_uvicorn_worker(pid)}
+
+    def worker_ready(self, pid: int) -> bool:
+        return has_open(pid, self.settings.data_dir / "events.sqlite")
+
+    def write_lock_holder(self) -> int | None:
+        """The worker holding the event store's write lock between processes, if one
+        does (``/proc/locks``: a FLOCK on ``events.sqlite.writer-lock``)."""
+        return flock_holder(self.settings.data_dir / "events.sqlite.writer-lock")
+
     def stop(self) -> int:
         if self.process is None or self.process.poll() is not None:
             return 0
@@ -205,6 +218,65 @@ class ApiServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return -9
+
+
+def child_pids(parent: int) -> list[int]:
+    """Live processes whose parent is ``parent`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # after the command name (in parentheses): state, then the parent's pid
+        if int(stat.rpartition(")")[2].split()[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def is_uvicorn_worker(pid: int) -> bool:
+    """A process started by multiprocessing's spawn (uvicorn's workers are), not its
+    resource tracker."""
+    try:
+        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"from multiprocessing.spawn import spawn_main; spawn_main(" in b" ".join(cmdline)
+
+
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open (a worker opens the event store once
+    its application is built, just before it starts answering)."""
+    target = str(path.resolve())
+    try:
+        fds = list((Path("/proc") / str(pid) / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) == target:
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False
+
+
+def flock_holder(path: Path) -> int | None:
+    """The pid holding an exclusive ``flock`` on ``path`` (None: nobody, or no file)."""
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        return None
+    for line in Path("/proc/locks").read_text().splitlines():
+        # e.g. "3: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF"
+        fields = line.split()
+        if "->" in fields:  # a waiter, listed under the lock it waits for
+            continue
+        if fields[1:4] == ["FLOCK", "ADVISORY", "WRITE"] and fields[5].endswith(f":{inode}"):
+            return int(fields[4])
+    return None
 
 
 # -- the topic ---------------------------------------------------------------------------

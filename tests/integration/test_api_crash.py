@@ -2,11 +2,18 @@
 commands: every request committed all its events or none, a retry with the same
 Idempotency-Key completes it exactly once, nothing answered 2xx is lost, and the
 read models the killed process was feeding (embedded stream) equal a
-recomputation from the event store."""
+recomputation from the event store.
+
+The same with ``civic serve --workers 2``, where the victim is whichever worker
+holds the write lock between processes at that moment (``infra/process_lock.py``):
+the kernel frees the lock, the other worker goes on answering, uvicorn starts a
+new worker, and the same guarantees hold."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sqlite3
 import threading
 import time
@@ -41,6 +48,7 @@ class Request:
     body: dict[str, Any]
     items: int  # commands it carries (one event each)
     status: int | None = None  # None: no answer (the server died under it)
+    answered_at: float = 0.0  # time.monotonic() of the answer
 
 
 @dataclass
@@ -121,6 +129,7 @@ class Clients:
             while not self._stop.is_set():
                 request = self.request(rng, client, n)
                 request.status = self.send(http, request)
+                request.answered_at = time.monotonic()
                 with self._lock:
                     self.requests.append(request)
                 n += 1
@@ -161,20 +170,29 @@ def idempotency_keys(events_db: Path) -> set[str]:
         return {str(r[0]) for r in conn.execute("SELECT key FROM idempotency_keys")}
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ApiServer]:
+def started(tmp_path: Path, workers: int) -> Iterator[ApiServer]:
     settings = Settings(
         data_dir=tmp_path / "data",
         document_secret=DOCUMENT_SECRET,
         log_format="json",
         log_level="WARNING",
     )
-    server = ApiServer(settings)
+    server = ApiServer(settings, workers=workers)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ApiServer]:
+    yield from started(tmp_path, 1)
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[ApiServer]:
+    yield from started(tmp_path, 2)
 
 
 def open_network(server: ApiServer, token: str, volunteers: int) -> list[str]:
@@ -224,10 +242,74 @@ def test_api_killed_mid_request_commits_each_request_whole_or_not_at_all(
             server.kill()
             server.start()
         time.sleep(0.5)
+    assert server.kills == KILLS
+    verify_after_kills(server, clients, "api crash")
+
+
+def test_a_worker_killed_holding_the_write_lock_leaves_the_other_serving(
+    two_workers: ApiServer,
+) -> None:
+    server = two_workers
+    data = server.settings.data_dir
+    token = (data / "admin-key").read_text().strip()
+    volunteers = open_network(server, token, 3 * CLIENTS)
+    rng = random.Random(SEED + 1)
+    killed_at: list[float] = []
+    replaced_at: list[float] = []  # when the worker started in its place could answer
+
+    with Clients(server, token, volunteers, SEED + 1) as clients:
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(0.3, 1.2))
+            workers = server.workers_pids()
+            assert len(workers) == 2, workers
+            victim = lock_holder_among(server, workers)
+            os.kill(victim, signal.SIGKILL)
+            killed_at.append(time.monotonic())
+            server.kills += 1
+            # uvicorn's supervisor starts a new worker in its place: wait until it
+            # serves, so that the next kill does not leave none
+            wait_until(
+                lambda: len(server.workers_pids() - {victim}) == 2,  # noqa: B023 - this victim
+                30,
+                what="a new worker",
+            )
+            wait_until(
+                lambda: all(server.worker_ready(pid) for pid in server.workers_pids()),
+                60,
+                what="the new worker to open the event store",
+                interval=0.005,
+            )
+            replaced_at.append(time.monotonic())
+            time.sleep(0.2)
+        time.sleep(0.5)
+    assert server.process is not None and server.process.poll() is None  # the parent lives
+    # the other worker answered before the new one could have
+    served = [
+        sum(1 for r in clients.requests if r.status and killed < r.answered_at < replaced)
+        for killed, replaced in zip(killed_at, replaced_at, strict=True)
+    ]
+    assert all(served), served
+    verify_after_kills(
+        server, clients, f"worker crash (answered before a new worker was up: {served})"
+    )
+
+
+def lock_holder_among(server: ApiServer, workers: set[int], timeout: float = 10.0) -> int:
+    """The worker that holds the write lock, caught in the act."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        holder = server.write_lock_holder()
+        if holder in workers:
+            return holder
+        time.sleep(0.0005)
+    pytest.fail(f"no worker of {workers} took the write lock in {timeout} s")
+
+
+def verify_after_kills(server: ApiServer, clients: Clients, label: str) -> None:
+    data = server.settings.data_dir
     assert not clients.errors, clients.errors[:5]
     unanswered = [r for r in clients.requests if r.status is None]
     answered = [r for r in clients.requests if r.status is not None]
-    assert server.kills == KILLS
     assert unanswered, "no request was in flight at a kill"
 
     # before any retry: each request all or nothing; every answered one all
@@ -271,7 +353,7 @@ def test_api_killed_mid_request_commits_each_request_whole_or_not_at_all(
         for name in PROJECTIONS
     }
     print(  # noqa: T201 - the figures for the README
-        f"\napi crash: kills={server.kills} requests={len(clients.requests)} "
+        f"\n{label}: kills={server.kills} requests={len(clients.requests)} "
         f"unanswered={len(unanswered)} answered={len(answered)} items={len(expected)} "
         f"partial=0 differences={differences}"
     )

@@ -41,6 +41,7 @@ from projections import view_files
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from services import cli_audit as audit_commands
+from services import cli_backup as backup_commands
 from services import cli_stream as stream_commands
 from services.bootstrap import Platform, build_application, build_runners, build_stream
 from services.cli_common import DataDir, console, fail, load_settings, progress_bar
@@ -63,6 +64,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(projections_app, name="projections")
 stream_commands.register(app)  # civic relay, civic project [NAME...] (the pipeline as processes)
 audit_commands.register(app)  # civic audit ...
+backup_commands.register(app)  # civic backup, civic restore
 
 ADMIN_KEY_FILE = "admin-key"
 LOCK_FILE = "server.lock"

@@ -149,7 +149,15 @@ def tail_consumer(bootstrap_servers: str, client_id: str, **options: Any) -> Any
 def read_last_published(
     consumer: Any, topic: str, *, timeout: float = 30.0, after_fencing: bool = False
 ) -> int:
-    """The highest ``position`` header among committed records (0 if none).
+    """The highest ``position`` header among committed records (0 if none)."""
+    return read_last_record(consumer, topic, timeout=timeout, after_fencing=after_fencing)[0]
+
+
+def read_last_record(
+    consumer: Any, topic: str, *, timeout: float = 30.0, after_fencing: bool = False
+) -> tuple[int, bytes | None]:
+    """The highest ``position`` header among committed records, and that record's
+    value ((0, None) if none).
 
     ``after_fencing``: the caller has just fenced the topic's only producer (the
     relay resuming), so wait for the transaction it completed to settle first (see
@@ -162,21 +170,21 @@ def read_last_published(
     """
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
-        return 0
+        return 0, None
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     begin = consumer.beginning_offsets(tps)
     deadline = time.monotonic() + timeout
     # read_committed: the last stable offset
     end = _settled_ends(consumer, tps, deadline) if after_fencing else consumer.end_offsets(tps)
-    best = 0
+    best: tuple[int, bytes | None] = (0, None)
     for tp in tps:
         hi, window = end[tp], 8
         while hi > begin[tp]:
             lo = max(begin[tp], hi - window)
             found = _max_position_between(consumer, tp, lo, hi, deadline)
             if found is not None:
-                best = max(best, found)
+                best = max(best, found, key=lambda pair: pair[0])
                 break
             hi, window = lo, window * 8
     consumer.assign([])
@@ -213,16 +221,18 @@ def _settled_ends(consumer: Any, tps: list[Any], deadline: float) -> dict[Any, i
         high_reader.close(autocommit=False, timeout_ms=1_000)
 
 
-def _max_position_between(consumer: Any, tp: Any, lo: int, hi: int, deadline: float) -> int | None:
+def _max_position_between(
+    consumer: Any, tp: Any, lo: int, hi: int, deadline: float
+) -> tuple[int, bytes | None] | None:
     consumer.assign([tp])
     consumer.seek(tp, lo)
-    best: int | None = None
+    best: tuple[int, bytes | None] | None = None
     while True:
         for records in consumer.poll(timeout_ms=200, max_records=500).values():
             for r in records:
                 raw = header(r.headers, HEADER_POSITION) if r.offset < hi else None
-                if raw is not None:
-                    best = max(best or 0, int(raw))
+                if raw is not None and (best is None or int(raw) > best[0]):
+                    best = (int(raw), r.value)
         position = consumer.position(tp)
         if position is not None and position >= hi:
             return best

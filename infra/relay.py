@@ -21,6 +21,7 @@ keep committing to the store, the relay retries with back-off and catches up.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,7 @@ from eventsourcing.persistence import ApplicationRecorder
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-from infra.envelope_json import AggregateRef, EnvelopeWriter
+from infra.envelope_json import AggregateRef, EnvelopeWriter, event_id_text
 from infra.kafka_stream import (
     HEADER_POSITION,
     HEADER_PREV,
@@ -42,7 +43,7 @@ from infra.kafka_stream import (
     ensure_topic,
     message_key,
     partition_for_key,
-    read_last_published,
+    read_last_record,
     tail_consumer,
 )
 from infra.stored_rows import RowReader, StoredRow
@@ -361,18 +362,23 @@ class Relay:
             producer.init_transactions()
             reader = tail_consumer(self.bootstrap_servers, "civic-relay-tail")
             try:
-                published = read_last_published(reader, self.topic, after_fencing=True)
+                published, last = read_last_record(reader, self.topic, after_fencing=True)
             finally:
                 reader.close(autocommit=False, timeout_ms=2_000)
         except BaseException:
             _close_quietly(producer)
             raise
         head = self.head()
+        problem = None
         if published > head:
+            problem = f"holds events up to position {published} but the store's head is {head}"
+        elif published and not self._stored_at(published, last):
+            problem = f"holds another event at position {published} than the store"
+        if problem is not None:
             _close_quietly(producer)
             msg = (
-                f"topic {self.topic!r} holds events up to position {published} but the "
-                f"store's head is {head}: the topic belongs to another store"
+                f"topic {self.topic!r} {problem}: the topic belongs to another store (or "
+                "to this one before a restore); give the relay a new topic"
             )
             raise RuntimeError(msg)
         self._producer = producer
@@ -382,6 +388,20 @@ class Relay:
             self._published.notify_all()
         log.info("relay.connected", topic=self.topic, published=published, head=head)
         return producer
+
+    def _stored_at(self, position: int, value: bytes | None) -> bool:
+        """Whether the record ``value`` carries the event the store holds at ``position``
+        (its ``event_id`` names the aggregate and version: ``docs/envelope.schema.json``)."""
+        try:
+            event_id = json.loads(value or b"null")["event_id"]
+        except (ValueError, TypeError, KeyError):
+            return False
+        found = self.recorder.select_notifications(start=position, limit=1)
+        if not found or found[0].id != position:
+            return False
+        n = found[0]
+        aggregate = n.originator_id if isinstance(n.originator_id, UUID) else UUID(n.originator_id)
+        return bool(event_id == event_id_text(aggregate.bytes, n.originator_version))
 
     def _disconnect(self) -> None:
         producer, self._producer = self._producer, None

@@ -157,29 +157,36 @@ def idempotency_keys(events_db: Path) -> set[str]:
 def open_network(server: ApiServer, token: str, volunteers: int) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+        return register_network(http, volunteers, first_document=90_000)
 
-        def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-            response = http.post(path, json=body)
-            assert response.status_code == 201, response.text
-            result: dict[str, Any] = response.json()
-            return result
 
-        center = post("/v1/units", {"code": "c", "name": "中心", "tier": "center"})["unit_id"]
-        institute = post(
-            "/v1/units", {"code": "c-i", "name": "所", "tier": "institute", "parent_id": center}
-        )["unit_id"]
-        station = post(
-            "/v1/units", {"code": "c-i-s", "name": "站", "tier": "station", "parent_id": institute}
-        )["unit_id"]
-        return [
-            post(
-                "/v1/volunteers",
-                {
-                    "home_station_id": station,
-                    "name": "王秀英",
-                    "phone": "13800000001",
-                    "id_number": resident_id(90_000 + i),
-                },
-            )["volunteer_id"]
-            for i in range(volunteers)
-        ]
+def register_network(http: Any, volunteers: int, *, first_document: int) -> list[str]:
+    """A center, an institute and a station, and ``volunteers`` registered at the
+    station, through any HTTP client (httpx, or FastAPI's TestClient) that sends
+    an admin's credentials; returns the volunteers' ids."""
+
+    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = http.post(path, json=body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    center = post("/v1/units", {"code": "c", "name": "中心", "tier": "center"})["unit_id"]
+    institute = post(
+        "/v1/units", {"code": "c-i", "name": "所", "tier": "institute", "parent_id": center}
+    )["unit_id"]
+    station = post(
+        "/v1/units", {"code": "c-i-s", "name": "站", "tier": "station", "parent_id": institute}
+    )["unit_id"]
+    return [
+        post(
+            "/v1/volunteers",
+            {
+                "home_station_id": station,
+                "name": "王秀英",
+                "phone": "13800000001",
+                "id_number": resident_id(first_document + i),
+            },
+        )["volunteer_id"]
+        for i in range(volunteers)
+    ]

@@ -23,6 +23,7 @@ import pytest
 from kafka import TopicPartition
 from structlog.testing import capture_logs
 
+from infra.backup import copy_database
 from infra.embedded_stream import EmbeddedStream
 from infra.kafka_stream import HEADER_POSITION, KafkaStream, header, tail_consumer
 from infra.relay import Relay
@@ -378,6 +379,53 @@ def test_relay_crash_mid_transaction_and_after_commit_publishes_no_duplicates(
     assert sorted(counts) == list(range(1, more + 1))
     assert set(counts.values()) == {1}
     assert raw > more  # the aborted records and the transaction markers are in the log
+
+
+def test_a_relay_refuses_a_topic_that_holds_another_history(
+    kafka_config: Settings, store: CivicApplication, tmp_path: Path
+) -> None:
+    """A store restored from a backup, or another store, pointed at a topic: the relay
+    carries on only where the topic's last event is the store's event at that position."""
+    head = load_demo(store, volunteers=20, months=1)
+    first = Relay(store.recorder, kafka_config.kafka or "", kafka_config.kafka_topic)
+    assert first.catch_up(60)
+    first.stop()
+
+    def relay_of(app: CivicApplication) -> Relay:
+        return Relay(app.recorder, kafka_config.kafka or "", kafka_config.kafka_topic)
+
+    def store_at(name: str) -> CivicApplication:
+        return build_application(kafka_config.model_copy(update={"data_dir": tmp_path / name}))
+
+    # a copy of this store (a backup restored), then written to: it carries on
+    (tmp_path / "restored").mkdir()
+    copy_database(kafka_config.data_dir / "events.sqlite", tmp_path / "restored/events.sqlite")
+    restored = store_at("restored")
+    for volunteer in volunteers_of(restored)[:5]:
+        restored.execute(c.AwardPoints(volunteer_id=volunteer, points=1, reason="x"), SYSTEM)
+    relay = relay_of(restored)
+    assert relay.catch_up(30)
+    assert relay.published == head + 5
+    relay.stop()
+
+    # another store with a longer history, and one with a shorter one: refused
+    longer, shorter = store_at("longer"), store_at("shorter")
+    assert load_demo(longer, volunteers=30, months=1, seed=8) > head + 5
+    assert load_demo(shorter, volunteers=5, months=1, seed=8) < head + 5
+    for app, problem in (
+        (longer, f"holds another event at position {head + 5} than the store"),
+        (shorter, f"holds events up to position {head + 5} but the store's head is"),
+    ):
+        stranger = relay_of(app)
+        assert not stranger.catch_up(2)
+        assert problem in (stranger.last_error or ""), stranger.last_error
+        assert stranger.published == 0
+        stranger.stop()
+    for app in (restored, longer, shorter):
+        app.close()
+    counts, _ = read_topic(kafka_config)
+    assert sorted(counts) == list(range(1, head + 6))
+    assert set(counts.values()) == {1}
 
 
 def test_relay_process_killed_while_publishing_publishes_no_duplicates(

@@ -23,7 +23,7 @@ from infra.settings import Settings
 from services.api.app import create_app
 from services.application import CivicApplication
 from services.bootstrap import Platform, build_runners, build_stream, event_store_env
-from tests.conftest import resident_id
+from tests.integration.api_clients import register_network
 
 UNLIMITED = 2_147_483_646
 
@@ -61,30 +61,7 @@ def http(settings: Settings, faulty: Platform, admin_headers: dict[str, str]) ->
 
 
 def volunteers(http: Any, count: int) -> list[str]:
-    def post(path: str, body: dict[str, Any]) -> Any:
-        response = http.post(path, json=body)
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    center = post("/v1/units", {"code": "c", "name": "中心", "tier": "center"})["unit_id"]
-    institute = post(
-        "/v1/units", {"code": "c-i", "name": "所", "tier": "institute", "parent_id": center}
-    )["unit_id"]
-    station = post(
-        "/v1/units", {"code": "c-i-s", "name": "站", "tier": "station", "parent_id": institute}
-    )["unit_id"]
-    return [
-        post(
-            "/v1/volunteers",
-            {
-                "home_station_id": station,
-                "name": "王秀英",
-                "phone": "13800000001",
-                "id_number": resident_id(70_000 + i),
-            },
-        )["volunteer_id"]
-        for i in range(count)
-    ]
+    return register_network(http, count, first_document=70_000)
 
 
 def big_batch(people: list[str], items: int) -> dict[str, Any]:

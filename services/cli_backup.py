@@ -87,6 +87,7 @@ def backup(
         if not source.exists():
             out.print(f"{name}: not in {settings.data_dir} (never created), skipped")
             continue
+        out.print(f"{name}: copying {_size(source.stat().st_size)} ...")
         began = time.perf_counter()
         copy_database(source, destination / name)
         size = (destination / name).stat().st_size

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -55,6 +56,11 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 
 
 _KEYS_PER_SELECT = 500  # bound parameters per lookup (SQLite allows 32,766)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """``moment`` as ``recorded_at`` holds it: ``strftime('%Y-%m-%dT%H:%M:%fZ')``, UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass(frozen=True)
@@ -353,6 +359,34 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
             for rowid, originator, version, topic, state in rows
             if rowid not in own
         ]
+
+    # -- forgetting idempotency records ----------------------------------------------
+
+    def prune_idempotency(self, before: datetime, limit: int = 2_000) -> int:
+        """Delete up to ``limit`` of the oldest idempotency records, those recorded
+        before ``before``; returns how many. Records are read in insertion (rowid)
+        order and the first one recorded at or after ``before`` ends the look, so a
+        call reads what it deletes and one more row, whatever the table's size."""
+        cutoff = _sqlite_time(before)
+        lock = self.process_lock
+        with (
+            self._commit_lock,  # between this process's group commits
+            lock.held() if lock is not None else nullcontext(),
+            self.datastore.transaction(commit=True) as c,
+        ):
+            c.execute(
+                "SELECT rowid, recorded_at FROM idempotency_keys ORDER BY rowid LIMIT ?", (limit,)
+            )
+            old: list[int] = []
+            for row in c.fetchall():
+                if row["recorded_at"] >= cutoff:
+                    break
+                old.append(row["rowid"])
+            for start in range(0, len(old), _KEYS_PER_SELECT):
+                chunk = old[start : start + _KEYS_PER_SELECT]
+                marks = ", ".join("?" * len(chunk))
+                c.execute(f"DELETE FROM idempotency_keys WHERE rowid IN ({marks})", chunk)  # noqa: S608 - placeholders
+        return len(old)
 
     # -- reading idempotency records -------------------------------------------------
 

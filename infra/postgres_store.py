@@ -4,6 +4,7 @@ written in the same transaction as the events (see ``infra.event_store``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -32,6 +33,12 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
                 "recorded_at timestamptz NOT NULL DEFAULT now(), "
                 "PRIMARY KEY (scope, key))"
             ).format(t=self._table)
+        )
+        # the oldest first, for forgetting them (prune_idempotency)
+        self.sql_create_statements.append(
+            SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (recorded_at)").format(
+                i=Identifier(f"{IDEMPOTENCY_TABLE}_recorded_at"), t=self._table
+            )
         )
         # tamper evidence (infra.hash_chain): linked after the ids are assigned, under
         # the table lock the library takes for every insert of events
@@ -82,6 +89,19 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
         if ids:
             self.chain.append(curs, ids, stored_events)
         return ids
+
+    def prune_idempotency(self, before: datetime, limit: int = 2_000) -> int:
+        """Delete up to ``limit`` of the oldest idempotency records, those recorded
+        before ``before``; returns how many."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "DELETE FROM {t} WHERE (scope, key) IN (SELECT scope, key FROM {t} "
+                    "WHERE recorded_at < %s ORDER BY recorded_at LIMIT %s)"
+                ).format(t=self._table),
+                (before, limit),
+            )
+            return max(curs.rowcount, 0)
 
     def find_responses(self, scope: str, keys: Sequence[str]) -> dict[str, StoredResponse]:
         """The stored responses of those of ``keys`` that were used, in one query."""

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
 
     # API behaviour
     read_wait_timeout: float = Field(default=5.0, ge=0, le=30)
+    # how long a used Idempotency-Key is remembered (a retry within it replays the
+    # first answer; later the key is free again); 0: for ever (infra/retention.py)
+    idempotency_retention_days: int = Field(default=90, ge=0, le=36_500)
+    idempotency_prune_interval: float = Field(default=3600.0, gt=0)
     # seconds a caught-up read model in the API process (`civic serve`) waits for more
     # commits before applying what came (projections/runner.py); readers waiting for a
     # position cut it short. `civic project` runs its read model without lingering.

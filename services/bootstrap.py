@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from domain.points import HoursSource, PointsRule
 from infra.embedded_stream import EmbeddedStream
 from infra.event_store import GroupCommitSQLiteRecorder
 from infra.heap import freeze_startup_heap
+from infra.retention import IdempotencyPruner
 from infra.settings import Settings
 from infra.vault import PersonalDataVault
 from projections.runner import ProjectionRunner
@@ -131,6 +133,17 @@ def build_runners(settings: Settings, stream: EventStream) -> dict[str, Projecti
     return {name: make(name, live_path(settings.views_dir, name)) for name in PROJECTIONS}
 
 
+def build_pruner(settings: Settings, app: CivicApplication) -> IdempotencyPruner | None:
+    """Forgets used idempotency keys after the retention period (none: kept for ever)."""
+    if settings.idempotency_retention_days == 0 or not hasattr(app.recorder, "prune_idempotency"):
+        return None
+    return IdempotencyPruner(
+        app.recorder,
+        timedelta(days=settings.idempotency_retention_days),
+        settings.idempotency_prune_interval,
+    )
+
+
 def build_swapper(
     settings: Settings,
     runners: dict[str, ProjectionRunner],
@@ -148,6 +161,7 @@ class Platform:
     runners: dict[str, ProjectionRunner] = field(default_factory=dict)
     relay: Relay | None = None
     swapper: ViewSwapper | None = None
+    pruner: IdempotencyPruner | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Platform:
@@ -156,7 +170,7 @@ class Platform:
         relay = build_relay(settings, app)
         runners = build_runners(settings, stream)
         swapper = build_swapper(settings, runners, runner_factory(settings, stream))
-        return cls(settings, app, stream, runners, relay, swapper)
+        return cls(settings, app, stream, runners, relay, swapper, build_pruner(settings, app))
 
     def wait_for_view(self, name: str, position: int, timeout: float) -> bool:
         """Read-your-writes: block until read model ``name`` has applied ``position``.
@@ -183,8 +197,12 @@ class Platform:
                 runner.start()
         if self.swapper is not None:  # also where others run them: follow their swaps
             self.swapper.start()
+        if self.pruner is not None:
+            self.pruner.start()
 
     def close(self) -> None:
+        if self.pruner is not None:
+            self.pruner.stop()
         if self.swapper is not None:
             self.swapper.stop()
         for runner in self.runners.values():

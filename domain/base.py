@@ -18,9 +18,11 @@ from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo
+
+from domain.uuids import uuid5_of
 
 SYSTEM_ACTOR = "system"
 
@@ -48,12 +50,19 @@ def acting_as(actor: str, now: datetime | None = None) -> Iterator[None]:
         actor_cvar.reset(actor_token)
 
 
+def unique_name_id(*parts: object) -> UUID:
+    """The deterministic id of ``parts`` (``uuid5`` of them joined with ``/`` in the
+    platform's namespace), for a key that comes up once (a lot opened for one
+    award): not remembered, so it does not push the recurring ones out of
+    :func:`name_id`'s memory."""
+    return uuid5_of(CIVIC_NAMESPACE, "/".join([str(p) for p in parts]))
+
+
 @lru_cache(maxsize=65_536, typed=True)
 def name_id(*parts: object) -> UUID:
     """A deterministic id for something found by a natural key (the same keys come
-    back on every command for an aggregate, e.g. a volunteer's passbook: remembered,
-    as a uuid5 costs ~15 µs)."""
-    return uuid5(CIVIC_NAMESPACE, "/".join(str(p) for p in parts))
+    back on every command for an aggregate, e.g. a volunteer's passbook: remembered)."""
+    return unique_name_id(*parts)
 
 
 _IMMUTABLE = (str, int, float, bool, UUID, datetime, Enum, type(None), frozenset)

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import CivicAggregate, name_id
+from domain.base import CivicAggregate, name_id, unique_name_id
 from domain.errors import ConflictError, RuleViolationError
 from domain.points import ExpiryPolicy
 
@@ -151,7 +151,7 @@ class Passbook(CivicAggregate):
             raise ConflictError("points were already awarded for this", code="already-awarded")
         if points < 0:
             raise RuleViolationError("awards cannot be negative", code="bad-points")
-        lot_id = name_id("lot", self.id, source_id)
+        lot_id = unique_name_id("lot", self.id, source_id)
         self._award(
             lot_id=lot_id,
             kind=kind,

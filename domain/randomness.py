@@ -17,6 +17,8 @@ import os
 import threading
 from uuid import UUID
 
+from domain.uuids import uuid4_from
+
 _CHUNK = 4096
 
 
@@ -53,4 +55,4 @@ def random_bytes(n: int) -> bytes:
 
 def new_id() -> UUID:
     """A random (version 4) UUID, as ``uuid.uuid4()``."""
-    return UUID(bytes=random_bytes(16), version=4)
+    return uuid4_from(random_bytes(16))

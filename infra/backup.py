@@ -175,3 +175,25 @@ def damaged_files(backup: Path, manifest: BackupManifest) -> list[str]:
 def read_manifest(backup: Path) -> BackupManifest:
     """The backup's manifest (``FileNotFoundError``; ``pydantic.ValidationError``)."""
     return BackupManifest.model_validate_json((backup / MANIFEST).read_bytes())
+
+
+def processes_using(paths: list[Path]) -> dict[int, str]:
+    """Other processes that have any of ``paths`` open, by pid, with their command
+    line (from ``/proc``: empty where there is none, as on systems without it)."""
+    targets = {str(p.resolve()) for p in paths}
+    found: dict[int, str] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    me = os.getpid()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        if targets.intersection(links):
+            found[int(entry.name)] = command.strip()
+    return found

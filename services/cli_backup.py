@@ -32,6 +32,7 @@ from infra.backup import (
     damaged_files,
     describe,
     fingerprint,
+    processes_using,
     read_manifest,
     sync_directory,
 )
@@ -236,6 +237,10 @@ def restore(
             "stop it first"
         )
     try:
+        users = processes_using([settings.data_dir / name for name in DATABASES])
+        if users:  # `civic project` or `civic relay` reading the store, a tool...
+            listed = "; ".join(f"pid {pid}: {command[:80]}" for pid, command in users.items())
+            raise fail(f"processes have the store open ({listed}); stop them first")
         moved = _move_aside(settings.data_dir, manifest, force)
         for f in manifest.files:
             private = f.name in (*SECRET_FILES.values(), ADMIN_KEY_FILE)

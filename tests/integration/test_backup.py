@@ -14,6 +14,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -275,6 +276,25 @@ def test_a_restore_over_a_store_needs_force_and_moves_it_aside(
         assert "is running" in refused.output
     finally:
         lock.release()
+
+    reader = subprocess.Popen(  # noqa: S603 - a reader of the store, as `civic project` is
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('SELECT 1 FROM stored_events'); print('open', flush=True); time.sleep(60)",
+            str(source / "events.sqlite"),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == b"open\n"
+        refused = civic("restore", str(backup), "--data-dir", str(source), "--force", code=1)
+        assert f"pid {reader.pid}" in refused.output
+    finally:
+        reader.kill()
+        reader.wait()
+    assert rows(source / "events.sqlite", 10**9) == before
 
     civic("restore", str(backup), "--data-dir", str(source), "--force")
     (aside,) = source.glob("replaced-*")

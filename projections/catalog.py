@@ -8,6 +8,7 @@ from typing import Final, Protocol
 from projections.audit_trail import AuditTrailProjection
 from projections.base import Projection
 from projections.leaderboard import LeaderboardProjection
+from projections.listings import ListingsProjection
 from projections.order_board import OrderBoardProjection
 from projections.periods import DEFAULT_TIMEZONE
 from projections.team_metrics import TeamMetricsProjection
@@ -26,6 +27,7 @@ PROJECTIONS: Final[dict[str, ProjectionFactory]] = {
     WishBoardProjection.name: WishBoardProjection,
     OrderBoardProjection.name: OrderBoardProjection,
     TeamMetricsProjection.name: TeamMetricsProjection,
+    ListingsProjection.name: ListingsProjection,
 }
 
 

@@ -49,6 +49,7 @@ def test_the_catalogue() -> None:
     assert NAMES == [
         "audit_trail",
         "leaderboard",
+        "listings",
         "order_board",
         "team_metrics",
         "unit_metrics",

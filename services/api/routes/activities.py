@@ -6,12 +6,17 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, Field
 
+from domain.activities import ActivityStatus
+from domain.categories import Category
+from projections import listings
 from services import commands as c
 from services import queries
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
+from services.api.routes.reports import MinPosition, _reader
 from services.api.schemas import (
     ActivityResult,
     ActivityStatusResult,
@@ -42,6 +47,53 @@ def _activity(activity_id: UUID) -> str:
 )
 async def publish(command: c.PublishActivity, write: WriteDep) -> ActivityResult:
     return await run(write, command, ActivityResult, location=lambda r: _activity(r.activity_id))
+
+
+class ActivityList(BaseModel):
+    unit_id: UUID | None
+    items: list[listings.ActivitySummary]
+    position: int = Field(description="the store position the read model has applied")
+
+
+@router.get(
+    "",
+    summary="The activities of a unit's subtree by start time, with places left "
+    "(from the read model)",
+    responses=problems(403, 404, 503),
+)
+def list_activities(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    unit_id: UUID | None = None,
+    category: Category | None = None,
+    status: ActivityStatus | None = None,
+    starts_from: Annotated[
+        AwareDatetime | None, Query(description="starting at or after (ISO 8601, with offset)")
+    ] = None,
+    starts_before: Annotated[AwareDatetime | None, Query(description="starting before")] = None,
+    with_places: Annotated[bool, Query(description="only those with places left")] = False,
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    min_position: MinPosition = None,
+) -> ActivityList:
+    if unit_id is None and not principal.can_read_everything():
+        unit_id = principal.unit_id
+    if unit_id is not None:
+        principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    name = listings.ListingsProjection.name
+    conn = _reader(platform, name, min_position)
+    items = listings.activities(
+        conn,
+        str(unit_id) if unit_id is not None else None,
+        category=category,
+        status=status,
+        starts_from=starts_from,
+        starts_before=starts_before,
+        with_places=with_places,
+        limit=limit,
+        offset=offset,
+    )
+    return ActivityList(unit_id=unit_id, items=items, position=platform.runners[name].position)
 
 
 @router.get(

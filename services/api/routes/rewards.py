@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
+from projections import listings
 from services import commands as c
 from services import queries
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
+from services.api.routes.reports import MinPosition, _reader
 from services.api.schemas import (
     FulfilBody,
     ReasonBody,
@@ -34,6 +38,44 @@ redemptions = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
 )
 async def list_reward(command: c.ListReward, write: WriteDep) -> RewardStock:
     return await run(write, command, RewardStock, location=lambda r: f"/v1/rewards/{r.reward_id}")
+
+
+class RewardList(BaseModel):
+    unit_id: UUID | None
+    items: list[listings.RewardSummary]
+    position: int = Field(description="the store position the read model has applied")
+
+
+@rewards.get(
+    "",
+    summary="The gift catalogue of a unit's subtree: cost and stock (from the read model)",
+    responses=problems(403, 404, 503),
+)
+def list_rewards(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    unit_id: UUID | None = None,
+    in_stock: Annotated[bool, Query(description="only gifts with stock left")] = False,
+    include_delisted: Annotated[bool, Query(description="also withdrawn gifts")] = False,
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    min_position: MinPosition = None,
+) -> RewardList:
+    if unit_id is None and not principal.can_read_everything():
+        unit_id = principal.unit_id
+    if unit_id is not None:
+        principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    name = listings.ListingsProjection.name
+    conn = _reader(platform, name, min_position)
+    items = listings.rewards(
+        conn,
+        str(unit_id) if unit_id is not None else None,
+        in_stock=in_stock,
+        include_delisted=include_delisted,
+        limit=limit,
+        offset=offset,
+    )
+    return RewardList(unit_id=unit_id, items=items, position=platform.runners[name].position)
 
 
 @rewards.get(

@@ -1,0 +1,350 @@
+"""Listings: the activities a station app shows and the gifts of the charity
+exchange bank (公益兑换储蓄银行), each with its unit lineage, so a unit lists its
+subtree's.
+
+Activities carry their places (capacity, enrolled, waitlisted) and status; the
+catalogue carries each gift's cost and stock as the store last recorded them.
+Who signed up is kept only as far as the counts need it (whether a cancelled
+sign-up held a place or a waitlist slot); names never enter this view.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.activities import Activity, ActivityStatus
+from domain.categories import Category
+from domain.rewards import Reward
+from projections.base import Projection, handles
+from projections.envelope import EventEnvelope
+from projections.periods import DEFAULT_TIMEZONE
+
+MAX_PAGE: Final = 500
+ENROLLED: Final = "enrolled"
+WAITLISTED: Final = "waitlisted"
+LISTED: Final = "listed"
+DELISTED: Final = "delisted"
+
+DDL: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS ls_activities (
+        activity_id TEXT PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        lineage TEXT NOT NULL,      -- unit ids from the center down, joined with '/'
+        title TEXT NOT NULL,
+        category TEXT NOT NULL,
+        starts_at TEXT NOT NULL,    -- ISO 8601, UTC (sorts as it reads)
+        ends_at TEXT NOT NULL,
+        location TEXT NOT NULL,
+        capacity INTEGER NOT NULL,
+        points_per_hour INTEGER NOT NULL,
+        enrolled INTEGER NOT NULL,
+        waitlisted INTEGER NOT NULL,
+        status TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS ls_activities_by_start ON ls_activities (starts_at, activity_id)",
+    """
+    CREATE TABLE IF NOT EXISTS ls_signups (
+        activity_id TEXT NOT NULL,
+        volunteer_id TEXT NOT NULL,
+        status TEXT NOT NULL,       -- enrolled | waitlisted
+        PRIMARY KEY (activity_id, volunteer_id)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ls_rewards (
+        reward_id TEXT PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        lineage TEXT NOT NULL,
+        name TEXT NOT NULL,
+        cost_points INTEGER NOT NULL,
+        stock INTEGER NOT NULL,
+        status TEXT NOT NULL,       -- listed | delisted
+        listed_position INTEGER NOT NULL
+    )
+    """,
+)
+
+
+def _utc(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(UTC).isoformat()
+
+
+class ListingsProjection(Projection):
+    name = "listings"
+
+    def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
+        self.timezone = timezone  # accepted like every projection's; times are kept in UTC
+
+    def create_tables(self, conn: sqlite3.Connection) -> None:
+        for statement in DDL:
+            conn.execute(statement)
+
+    def begin_batch(self, conn: sqlite3.Connection) -> None:
+        return None
+
+    def flush_batch(self, conn: sqlite3.Connection, batch: Any) -> None:
+        return None
+
+    # -- activities --------------------------------------------------------------------
+
+    @handles(Activity.Published)
+    def published(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        p = envelope.payload
+        conn.execute(
+            "INSERT INTO ls_activities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?) "
+            "ON CONFLICT DO NOTHING",
+            (
+                str(envelope.aggregate_id),
+                p["unit_id"],
+                "/".join(p["unit_path"]),
+                p["title"],
+                p["category"],
+                _utc(p["starts_at"]),
+                _utc(p["ends_at"]),
+                p["location"],
+                p["capacity"],
+                p["points_per_hour"],
+                ActivityStatus.PUBLISHED.value,
+            ),
+        )
+
+    def _signup(self, conn: sqlite3.Connection, envelope: EventEnvelope, status: str) -> None:
+        """Note the volunteer's sign-up as ``status`` and recount the activity's places."""
+        activity, volunteer = str(envelope.aggregate_id), envelope.payload["volunteer_id"]
+        conn.execute(
+            "INSERT INTO ls_signups VALUES (?, ?, ?) "
+            "ON CONFLICT (activity_id, volunteer_id) DO UPDATE SET status = excluded.status",
+            (activity, volunteer, status),
+        )
+        self._recount(conn, activity)
+
+    @staticmethod
+    def _recount(conn: sqlite3.Connection, activity: str) -> None:
+        conn.execute(
+            "UPDATE ls_activities SET "
+            "enrolled = (SELECT COUNT(*) FROM ls_signups WHERE activity_id = ?1 AND status = ?2), "
+            "waitlisted = (SELECT COUNT(*) FROM ls_signups WHERE activity_id = ?1 AND status = ?3) "
+            "WHERE activity_id = ?1",
+            (activity, ENROLLED, WAITLISTED),
+        )
+
+    @handles(Activity.SignedUp, Activity.PromotedFromWaitlist)
+    def enrolled(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        self._signup(conn, envelope, ENROLLED)
+
+    @handles(Activity.Waitlisted)
+    def waitlisted(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        self._signup(conn, envelope, WAITLISTED)
+
+    @handles(Activity.SignupCancelled)
+    def cancelled_signup(
+        self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope
+    ) -> None:
+        activity = str(envelope.aggregate_id)
+        conn.execute(
+            "DELETE FROM ls_signups WHERE activity_id = ? AND volunteer_id = ?",
+            (activity, envelope.payload["volunteer_id"]),
+        )
+        self._recount(conn, activity)
+
+    def _status(
+        self, conn: sqlite3.Connection, envelope: EventEnvelope, status: ActivityStatus
+    ) -> None:
+        conn.execute(
+            "UPDATE ls_activities SET status = ? WHERE activity_id = ?",
+            (status.value, str(envelope.aggregate_id)),
+        )
+
+    @handles(Activity.Cancelled)
+    def activity_cancelled(
+        self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope
+    ) -> None:
+        self._status(conn, envelope, ActivityStatus.CANCELLED)
+
+    @handles(Activity.Closed)
+    def activity_closed(
+        self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope
+    ) -> None:
+        self._status(conn, envelope, ActivityStatus.CLOSED)
+
+    # -- the gift catalogue --------------------------------------------------------------
+
+    @handles(Reward.Listed)
+    def listed(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        p = envelope.payload
+        conn.execute(
+            "INSERT INTO ls_rewards VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                str(envelope.aggregate_id),
+                p["unit_id"],
+                "/".join(p["unit_path"]),
+                p["name"],
+                p["cost_points"],
+                p["stock"],
+                LISTED,
+                envelope.position,
+            ),
+        )
+
+    def _stock(self, conn: sqlite3.Connection, envelope: EventEnvelope, change: int) -> None:
+        conn.execute(
+            "UPDATE ls_rewards SET stock = stock + ? WHERE reward_id = ?",
+            (change, str(envelope.aggregate_id)),
+        )
+
+    @handles(Reward.Restocked, Reward.StockReleased)
+    def stock_added(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        self._stock(conn, envelope, int(envelope.payload["quantity"]))
+
+    @handles(Reward.StockReserved)
+    def stock_taken(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        self._stock(conn, envelope, -int(envelope.payload["quantity"]))
+
+    @handles(Reward.Delisted)
+    def delisted(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        conn.execute(
+            "UPDATE ls_rewards SET status = ? WHERE reward_id = ?",
+            (DELISTED, str(envelope.aggregate_id)),
+        )
+
+
+# -- queries -------------------------------------------------------------------------------
+
+
+class ActivitySummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    activity_id: str
+    unit_id: str
+    title: str
+    category: Category
+    starts_at: datetime
+    ends_at: datetime
+    location: str
+    capacity: int
+    enrolled: int
+    places_left: int = Field(description="capacity less those enrolled")
+    waitlisted: int
+    points_per_hour: int
+    status: ActivityStatus
+
+
+class RewardSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    reward_id: str
+    unit_id: str
+    name: str
+    cost_points: int
+    stock: int
+    status: str = Field(description="listed | delisted")
+
+
+def _in_subtree(unit_id: str | None, conditions: list[str], args: list[Any]) -> None:
+    if unit_id is not None:
+        escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append("'/' || lineage || '/' LIKE ? ESCAPE '\\'")
+        args.append(f"%/{escaped}/%")
+
+
+def _where(conditions: list[str]) -> str:
+    return f"WHERE {' AND '.join(conditions)} " if conditions else ""
+
+
+def activities(
+    conn: sqlite3.Connection,
+    unit_id: str | None,
+    *,
+    category: Category | None = None,
+    status: ActivityStatus | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+    with_places: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[ActivitySummary]:
+    """The activities published in a unit's subtree (the whole network for ``None``),
+    by start time, filtered as asked."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    _in_subtree(unit_id, conditions, args)
+    if category is not None:
+        conditions.append("category = ?")
+        args.append(category.value)
+    if status is not None:
+        conditions.append("status = ?")
+        args.append(status.value)
+    if starts_from is not None:
+        conditions.append("starts_at >= ?")
+        args.append(starts_from.astimezone(UTC).isoformat())
+    if starts_before is not None:
+        conditions.append("starts_at < ?")
+        args.append(starts_before.astimezone(UTC).isoformat())
+    if with_places:
+        conditions.append("enrolled < capacity")
+    columns = (
+        "activity_id, unit_id, title, category, starts_at, ends_at, location, capacity, "
+        "enrolled, waitlisted, points_per_hour, status"
+    )
+    sql = (
+        f"SELECT {columns} FROM ls_activities {_where(conditions)}"  # noqa: S608 - fixed names
+        "ORDER BY starts_at, activity_id LIMIT ? OFFSET ?"
+    )
+    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    return [
+        ActivitySummary(
+            activity_id=r[0],
+            unit_id=r[1],
+            title=r[2],
+            category=Category(r[3]),
+            starts_at=datetime.fromisoformat(r[4]),
+            ends_at=datetime.fromisoformat(r[5]),
+            location=r[6],
+            capacity=r[7],
+            enrolled=r[8],
+            places_left=max(r[7] - r[8], 0),
+            waitlisted=r[9],
+            points_per_hour=r[10],
+            status=ActivityStatus(r[11]),
+        )
+        for r in rows
+    ]
+
+
+def rewards(
+    conn: sqlite3.Connection,
+    unit_id: str | None,
+    *,
+    in_stock: bool = False,
+    include_delisted: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[RewardSummary]:
+    """The gifts listed in a unit's subtree (the whole network for ``None``), in the
+    order they were listed."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    _in_subtree(unit_id, conditions, args)
+    if in_stock:
+        conditions.append("stock > 0")
+    if not include_delisted:
+        conditions.append("status = ?")
+        args.append(LISTED)
+    columns = "reward_id, unit_id, name, cost_points, stock, status"
+    sql = (
+        f"SELECT {columns} FROM ls_rewards {_where(conditions)}"  # noqa: S608 - fixed names
+        "ORDER BY listed_position LIMIT ? OFFSET ?"
+    )
+    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    return [
+        RewardSummary(
+            reward_id=r[0], unit_id=r[1], name=r[2], cost_points=r[3], stock=r[4], status=r[5]
+        )
+        for r in rows
+    ]

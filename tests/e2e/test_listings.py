@@ -1,0 +1,108 @@
+"""Listings over HTTP: a unit's activities with their places, the gift catalogue
+with its stock, each kept by the ``listings`` read model, filtered by subtree and
+refused outside a unit admin's reach."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import MintKey
+from tests.e2e.conftest import Api, Network
+
+pytestmark = pytest.mark.e2e
+
+SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+
+
+def _activities(api: Api, position: int, **query: Any) -> list[dict[str, Any]]:
+    page = api.get("/v1/activities", min_position=position, **query).json()
+    return list(page["items"])
+
+
+def _position(response: Any) -> int:
+    return int(response.json()["position"])
+
+
+def test_activities_list_with_places_and_waitlist(api: Api, network: Network) -> None:
+    later = api.publish(network.station, SOON + timedelta(days=1), capacity=5)
+    full = api.publish(network.station, SOON, capacity=2)
+    elsewhere = api.publish(network.other_station, SOON, capacity=9)
+    people = [api.register(network.station) for _ in range(4)]
+    for volunteer in people:  # two enrolled, then two on the waitlist
+        api.post(f"/v1/activities/{full}/signups", {"volunteer_id": volunteer}, expect=201)
+    # the first enrolled volunteer cancels: the first on the waitlist takes the place
+    cancelled = api.client.delete(
+        f"/v1/activities/{full}/signups/{people[0]}", headers=api.headers(None)
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    position = _position(cancelled)
+
+    listed = _activities(api, position, unit_id=network.institute)
+    assert [a["activity_id"] for a in listed] == [full, later]  # by start, subtree only
+    first = listed[0]
+    assert (first["capacity"], first["enrolled"], first["waitlisted"]) == (2, 2, 1)
+    assert (first["places_left"], first["status"], first["category"]) == (0, "published", "health")
+    assert datetime.fromisoformat(first["starts_at"]) == SOON
+
+    everywhere = _activities(api, position)
+    assert {a["activity_id"] for a in everywhere} == {full, later, elsewhere}
+    with_places = _activities(api, position, with_places=True)
+    assert {a["activity_id"] for a in with_places} == {later, elsewhere}
+    window = {"starts_from": (SOON + timedelta(hours=1)).isoformat()}
+    assert [a["activity_id"] for a in _activities(api, position, params=window)] == [later]
+
+    done = api.post(f"/v1/activities/{later}/cancel", {"reason": "暴雨"}, expect=200)
+    gone = _activities(api, _position(done), status="published", unit_id=network.station)
+    assert [a["activity_id"] for a in gone] == [full]
+
+
+def test_the_gift_catalogue_follows_the_stock(api: Api, network: Network) -> None:
+    rice = api.list_reward(network.station, cost=10, stock=1)
+    oil = api.list_reward(network.station, cost=30, stock=5)
+    volunteer = api.register(network.station)
+    api.award(volunteer, 50)
+    redeemed = api.post(
+        "/v1/redemptions", {"volunteer_id": volunteer, "reward_id": rice}, expect=201
+    )
+    page = api.get("/v1/rewards", unit_id=network.station, min_position=_position(redeemed)).json()
+    stock = {item["reward_id"]: item["stock"] for item in page["items"]}
+    assert stock == {rice: 0, oil: 5}
+    in_stock = api.get(
+        "/v1/rewards", unit_id=network.station, in_stock=True, min_position=_position(redeemed)
+    ).json()
+    assert [item["reward_id"] for item in in_stock["items"]] == [oil]
+
+    redemption = redeemed.json()["redemption_id"]
+    back = api.post(f"/v1/redemptions/{redemption}/cancel", {"reason": "未领取"}, expect=200)
+    delisted = api.post(f"/v1/rewards/{oil}/delist", {"reason": "停产"}, expect=200)
+    at = max(_position(back), _position(delisted))
+    page = api.get("/v1/rewards", unit_id=network.station, min_position=at).json()
+    assert {item["reward_id"]: item["stock"] for item in page["items"]} == {rice: 1}
+    everything = api.get(
+        "/v1/rewards", unit_id=network.station, include_delisted=True, min_position=at
+    ).json()
+    assert {item["reward_id"]: item["status"] for item in everything["items"]} == {
+        rice: "listed",
+        oil: "delisted",
+    }
+
+
+def test_a_unit_admin_lists_its_own_subtree_only(
+    api: Api, network: Network, mint_key: MintKey
+) -> None:
+    mine = api.publish(network.station, SOON)
+    api.publish(network.other_station, SOON)
+    reward = api.list_reward(network.station, cost=10, stock=1)
+    position = _position(api.post(f"/v1/rewards/{reward}/restock", {"quantity": 2}, expect=200))
+    key = mint_key("unit_admin", network.institute)
+    own = api.get("/v1/activities", key=key, min_position=position).json()
+    assert own["unit_id"] == network.institute
+    assert [a["activity_id"] for a in own["items"]] == [mine]
+    rewards = api.get("/v1/rewards", key=key, min_position=position).json()
+    assert [(r["reward_id"], r["stock"]) for r in rewards["items"]] == [(reward, 3)]
+    for path in ("/v1/activities", "/v1/rewards"):
+        refused = api.get(path, key=key, unit_id=network.other_institute, expect=403)
+        assert refused.headers["content-type"].startswith("application/problem+json")

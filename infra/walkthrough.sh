@@ -71,6 +71,14 @@ api GET "/v1/audit?volunteer_id=$V&min_position=$P&limit=20" | python3 -c "
 import json,sys
 for e in json.load(sys.stdin)['items']: print(e['position'], e['event_type'], e['actor'])"
 
+say "the station's activities and its gift catalogue (the listings read model)"
+api GET "/v1/activities?unit_id=$S&min_position=$P" | python3 -c "
+import json,sys
+for a in json.load(sys.stdin)['items']: print(a['title'], a['starts_at'], 'enrolled', a['enrolled'], 'of', a['capacity'], a['status'])"
+api GET "/v1/rewards?unit_id=$S&min_position=$P" | python3 -c "
+import json,sys
+for r in json.load(sys.stdin)['items']: print(r['name'], r['cost_points'], 'points,', r['stock'], 'left')"
+
 # -- Orders: the whole loop (点单→审单→派单→接单→评单→晒单) ------------------------------
 say "a team at the station led by the volunteer; a menu item at the institute"
 T=$(api POST /v1/teams "{\"unit_id\":\"$S\",\"name\":\"和鑫社区助老服务队\",\"kind\":\"team\",\"leader_id\":\"$V\"}" | j '["team_id"]')

@@ -78,6 +78,9 @@ for a in json.load(sys.stdin)['items']: print(a['title'], a['starts_at'], 'enrol
 api GET "/v1/rewards?unit_id=$S&min_position=$P" | python3 -c "
 import json,sys
 for r in json.load(sys.stdin)['items']: print(r['name'], r['cost_points'], 'points,', r['stock'], 'left')"
+api GET "/v1/redemptions?unit_id=$S&status=requested&min_position=$P" | python3 -c "
+import json,sys
+for r in json.load(sys.stdin)['items']: print('to hand out:', r['reward_name'], 'x', r['quantity'], 'to', r['volunteer_id'])"
 
 # -- Orders: the whole loop (点单→审单→派单→接单→评单→晒单) ------------------------------
 say "a team at the station led by the volunteer; a menu item at the institute"

@@ -1,11 +1,12 @@
-"""Listings: the activities a station app shows and the gifts of the charity
-exchange bank (公益兑换储蓄银行), each with its unit lineage, so a unit lists its
-subtree's.
+"""Listings: the activities a station app shows, the gifts of the charity exchange
+bank (公益兑换储蓄银行) and the redemptions waiting to be picked up, each with its
+unit lineage, so a unit lists its subtree's.
 
 Activities carry their places (capacity, enrolled, waitlisted) and status; the
-catalogue carries each gift's cost and stock as the store last recorded them.
-Who signed up is kept only as far as the counts need it (whether a cancelled
-sign-up held a place or a waitlist slot); names never enter this view.
+catalogue carries each gift's cost and stock as the store last recorded them;
+a redemption its gift, points and status. Who signed up is kept only as far as
+the counts need it (whether a cancelled sign-up held a place or a waitlist
+slot); names never enter this view.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.activities import Activity, ActivityStatus
 from domain.categories import Category
+from domain.redemptions import Redemption, RedemptionStatus
 from domain.rewards import Reward
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
@@ -68,6 +70,23 @@ DDL: Final = (
         listed_position INTEGER NOT NULL
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS ls_redemptions (
+        redemption_id TEXT PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        lineage TEXT NOT NULL,
+        volunteer_id TEXT NOT NULL,
+        reward_id TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        points INTEGER NOT NULL,
+        status TEXT NOT NULL,       -- requested | fulfilled | cancelled
+        requested_at TEXT NOT NULL, -- ISO 8601, UTC
+        requested_position INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS ls_redemptions_by_volunteer "
+    "ON ls_redemptions (volunteer_id, requested_position)",
 )
 
 
@@ -213,6 +232,52 @@ class ListingsProjection(Projection):
             (DELISTED, str(envelope.aggregate_id)),
         )
 
+    # -- redemptions -------------------------------------------------------------------
+
+    @handles(Redemption.Requested)
+    def requested(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        p = envelope.payload
+        at = envelope.recorded_at.astimezone(UTC).isoformat()
+        conn.execute(
+            "INSERT INTO ls_redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (
+                str(envelope.aggregate_id),
+                p["unit_id"],
+                "/".join(p["unit_path"]),
+                p["volunteer_id"],
+                p["reward_id"],
+                p["quantity"],
+                p["points"],
+                RedemptionStatus.REQUESTED.value,
+                at,
+                envelope.position,
+                at,
+            ),
+        )
+
+    def _redemption(
+        self, conn: sqlite3.Connection, envelope: EventEnvelope, status: RedemptionStatus
+    ) -> None:
+        conn.execute(
+            "UPDATE ls_redemptions SET status = ?, updated_at = ? WHERE redemption_id = ?",
+            (
+                status.value,
+                envelope.recorded_at.astimezone(UTC).isoformat(),
+                str(envelope.aggregate_id),
+            ),
+        )
+
+    @handles(Redemption.Fulfilled)
+    def fulfilled(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        self._redemption(conn, envelope, RedemptionStatus.FULFILLED)
+
+    @handles(Redemption.Cancelled)
+    def redemption_cancelled(
+        self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope
+    ) -> None:
+        self._redemption(conn, envelope, RedemptionStatus.CANCELLED)
+
 
 # -- queries -------------------------------------------------------------------------------
 
@@ -246,10 +311,12 @@ class RewardSummary(BaseModel):
     status: str = Field(description="listed | delisted")
 
 
-def _in_subtree(unit_id: str | None, conditions: list[str], args: list[Any]) -> None:
+def _in_subtree(
+    unit_id: str | None, conditions: list[str], args: list[Any], column: str = "lineage"
+) -> None:
     if unit_id is not None:
         escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append("'/' || lineage || '/' LIKE ? ESCAPE '\\'")
+        conditions.append(f"'/' || {column} || '/' LIKE ? ESCAPE '\\'")
         args.append(f"%/{escaped}/%")
 
 
@@ -345,6 +412,68 @@ def rewards(
     return [
         RewardSummary(
             reward_id=r[0], unit_id=r[1], name=r[2], cost_points=r[3], stock=r[4], status=r[5]
+        )
+        for r in rows
+    ]
+
+
+class RedemptionSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    redemption_id: str
+    unit_id: str
+    volunteer_id: str
+    reward_id: str
+    reward_name: str | None = Field(description="the gift's name, as the catalogue lists it")
+    quantity: int
+    points: int
+    status: RedemptionStatus
+    requested_at: datetime
+    updated_at: datetime
+
+
+def redemptions(
+    conn: sqlite3.Connection,
+    unit_id: str | None,
+    *,
+    status: RedemptionStatus | None = None,
+    volunteer_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[RedemptionSummary]:
+    """The redemptions at a unit's subtree (the whole network for ``None``), oldest
+    first, optionally of one status or one volunteer."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    _in_subtree(unit_id, conditions, args, "d.lineage")
+    if status is not None:
+        conditions.append("d.status = ?")
+        args.append(status.value)
+    if volunteer_id is not None:
+        conditions.append("d.volunteer_id = ?")
+        args.append(volunteer_id)
+    columns = (
+        "d.redemption_id, d.unit_id, d.volunteer_id, d.reward_id, r.name, d.quantity, "
+        "d.points, d.status, d.requested_at, d.updated_at"
+    )
+    sql = (
+        f"SELECT {columns} FROM ls_redemptions d "  # noqa: S608 - fixed names
+        f"LEFT JOIN ls_rewards r ON r.reward_id = d.reward_id {_where(conditions)}"
+        "ORDER BY d.requested_position LIMIT ? OFFSET ?"
+    )
+    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    return [
+        RedemptionSummary(
+            redemption_id=r[0],
+            unit_id=r[1],
+            volunteer_id=r[2],
+            reward_id=r[3],
+            reward_name=r[4],
+            quantity=r[5],
+            points=r[6],
+            status=RedemptionStatus(r[7]),
+            requested_at=datetime.fromisoformat(r[8]),
+            updated_at=datetime.fromisoformat(r[9]),
         )
         for r in rows
     ]

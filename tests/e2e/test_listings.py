@@ -106,3 +106,32 @@ def test_a_unit_admin_lists_its_own_subtree_only(
     for path in ("/v1/activities", "/v1/rewards"):
         refused = api.get(path, key=key, unit_id=network.other_institute, expect=403)
         assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+def test_redemptions_waiting_for_pickup(api: Api, network: Network) -> None:
+    rice = api.list_reward(network.station, cost=10, stock=5)
+    alice, bob = api.register(network.station), api.register(network.station)
+    api.award(alice, 30)
+    api.award(bob, 30)
+
+    def redeem(volunteer: str) -> str:
+        body = {"volunteer_id": volunteer, "reward_id": rice}
+        return str(api.post("/v1/redemptions", body, expect=201).json()["redemption_id"])
+
+    first, second, third = redeem(alice), redeem(bob), redeem(alice)
+    picked = api.post(f"/v1/redemptions/{first}/fulfil", {"note": "已领取"}, expect=200)
+    at = _position(picked)
+    waiting = api.get(
+        "/v1/redemptions", unit_id=network.institute, status="requested", min_position=at
+    ).json()
+    assert [r["redemption_id"] for r in waiting["items"]] == [second, third]
+    assert {(r["reward_name"], r["points"], r["quantity"]) for r in waiting["items"]} == {
+        ("大米 5kg", 10, 1)
+    }
+    alices = api.get("/v1/redemptions", volunteer_id=alice, min_position=at).json()
+    assert [(r["redemption_id"], r["status"]) for r in alices["items"]] == [
+        (first, "fulfilled"),
+        (third, "requested"),
+    ]
+    elsewhere = api.get("/v1/redemptions", unit_id=network.other_station, min_position=at)
+    assert elsewhere.json()["items"] == []

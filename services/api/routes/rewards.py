@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from domain.redemptions import RedemptionStatus
 from projections import listings
 from services import commands as c
 from services import queries
@@ -118,6 +119,45 @@ async def redeem(command: c.Redeem, write: WriteDep) -> Redeemed:
     return await run(
         write, command, Redeemed, location=lambda r: f"/v1/redemptions/{r.redemption_id}"
     )
+
+
+class RedemptionList(BaseModel):
+    unit_id: UUID | None
+    items: list[listings.RedemptionSummary]
+    position: int = Field(description="the store position the read model has applied")
+
+
+@redemptions.get(
+    "",
+    summary="The redemptions at a unit's subtree, e.g. those waiting to be picked up "
+    "(status=requested), or one volunteer's (from the read model)",
+    responses=problems(403, 404, 503),
+)
+def list_redemptions(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    unit_id: UUID | None = None,
+    status: RedemptionStatus | None = None,
+    volunteer_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    min_position: MinPosition = None,
+) -> RedemptionList:
+    if unit_id is None and not principal.can_read_everything():
+        unit_id = principal.unit_id
+    if unit_id is not None:
+        principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    name = listings.ListingsProjection.name
+    conn = _reader(platform, name, min_position)
+    items = listings.redemptions(
+        conn,
+        str(unit_id) if unit_id is not None else None,
+        status=status,
+        volunteer_id=str(volunteer_id) if volunteer_id is not None else None,
+        limit=limit,
+        offset=offset,
+    )
+    return RedemptionList(unit_id=unit_id, items=items, position=platform.runners[name].position)
 
 
 @redemptions.get(

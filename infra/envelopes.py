@@ -9,7 +9,6 @@ of the stream sees the current version of each event.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import datetime
 from typing import Any, Final
@@ -19,6 +18,7 @@ import pydantic_core
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
+from domain.uuids import uuid5_of
 from projections.envelope import EventEnvelope
 
 _STANDARD_FIELDS = ("timestamp", "originator_topic", "actor")
@@ -26,7 +26,6 @@ _CACHE_LIMIT: Final = 200_000
 
 _HEX = re.compile(r"[0-9a-f]{32}")
 _from_json = pydantic_core.from_json
-_sha1 = hashlib.sha1
 _fromisoformat = datetime.fromisoformat
 _trusted = EventEnvelope.trusted
 
@@ -78,8 +77,7 @@ def event_class(topic: str) -> tuple[Any, int]:
 
 def event_id(aggregate_id: UUID, version: int) -> UUID:
     """``uuid5(aggregate_id, str(version))``, without its argument checks."""
-    digest = _sha1(aggregate_id.bytes + str(version).encode()).digest()
-    return UUID(bytes=digest[:16], version=5)
+    return uuid5_of(aggregate_id, str(version))
 
 
 def decode_stored(n: Notification, state: bytes | None = None) -> tuple[str, Any, int, Any]:

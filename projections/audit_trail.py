@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict
 import domain
 from domain.base import CivicAggregate
 from infra.sqlite_rows import insert_many
+from projections import subtree
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import DEFAULT_TIMEZONE
@@ -500,8 +501,8 @@ def _type_codes(conn: sqlite3.Connection, event_type: str) -> list[int]:
 def _subtree_codes(conn: sqlite3.Connection, unit_id: str) -> list[int]:
     """Codes of every lineage that passes through the unit (its whole subtree)."""
     rows = conn.execute(
-        "SELECT code FROM audit_lineages WHERE '/' || lineage || '/' LIKE ? ESCAPE '\\'",
-        ("%/" + unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%",),
+        f"SELECT code FROM audit_lineages WHERE {subtree.in_subtree()}",  # noqa: S608 - fixed SQL
+        (subtree.pattern(unit_id),),
     )
     return [int(r[0]) for r in rows]
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from eventsourcing.utils import get_topic
 
 from projections.envelope import EventEnvelope
+from projections.periods import DEFAULT_TIMEZONE
 
 Handler = Callable[[Any, Any, Any, EventEnvelope], None]  # (self, conn, batch, envelope)
 H = TypeVar("H", bound=Handler)
@@ -94,3 +95,25 @@ class Projection(ABC):
                 topic: getattr(self, attr) for topic, attr in self.handlers.items()
             }
         return bound
+
+
+class RowProjection(Projection):
+    """A read model whose handlers write their rows directly, with no state kept
+    over a batch (boards of few, rarely changing rows): the tables are ``ddl``'s
+    statements. It takes the network's timezone like every read model; its
+    times are kept as recorded."""
+
+    ddl: ClassVar[tuple[str, ...]]
+
+    def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
+        self.timezone = timezone
+
+    def create_tables(self, conn: sqlite3.Connection) -> None:
+        for statement in self.ddl:
+            conn.execute(statement)
+
+    def begin_batch(self, conn: sqlite3.Connection) -> None:
+        return None
+
+    def flush_batch(self, conn: sqlite3.Connection, batch: None) -> None:
+        return None

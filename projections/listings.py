@@ -21,9 +21,9 @@ from domain.activities import Activity, ActivityStatus
 from domain.categories import Category
 from domain.redemptions import Redemption, RedemptionStatus
 from domain.rewards import Reward
-from projections.base import Projection, handles
+from projections import subtree
+from projections.base import RowProjection, handles
 from projections.envelope import EventEnvelope
-from projections.periods import DEFAULT_TIMEZONE
 
 MAX_PAGE: Final = 500
 ENROLLED: Final = "enrolled"
@@ -94,21 +94,9 @@ def _utc(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone(UTC).isoformat()
 
 
-class ListingsProjection(Projection):
+class ListingsProjection(RowProjection):
     name = "listings"
-
-    def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
-        self.timezone = timezone  # accepted like every projection's; times are kept in UTC
-
-    def create_tables(self, conn: sqlite3.Connection) -> None:
-        for statement in DDL:
-            conn.execute(statement)
-
-    def begin_batch(self, conn: sqlite3.Connection) -> None:
-        return None
-
-    def flush_batch(self, conn: sqlite3.Connection, batch: Any) -> None:
-        return None
+    ddl = DDL
 
     # -- activities --------------------------------------------------------------------
 
@@ -315,9 +303,8 @@ def _in_subtree(
     unit_id: str | None, conditions: list[str], args: list[Any], column: str = "lineage"
 ) -> None:
     if unit_id is not None:
-        escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(f"'/' || {column} || '/' LIKE ? ESCAPE '\\'")
-        args.append(f"%/{escaped}/%")
+        conditions.append(subtree.in_subtree(column))
+        args.append(subtree.pattern(unit_id))
 
 
 def _where(conditions: list[str]) -> str:

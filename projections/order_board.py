@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict
 
 from domain.orders import STEP_OF, OrderDeadlines, OrderStatus, ServiceOrder
 from domain.service_menu import MenuItem
-from projections.base import Projection, handles
+from projections import subtree
+from projections.base import RowProjection, handles
 from projections.envelope import EventEnvelope
-from projections.periods import DEFAULT_TIMEZONE
 
 MAX_PAGE: Final = 500
 
@@ -84,21 +84,9 @@ def _set(conn: sqlite3.Connection, order_id: object, **columns: Any) -> None:
     )
 
 
-class OrderBoardProjection(Projection):
+class OrderBoardProjection(RowProjection):
     name = "order_board"
-
-    def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
-        self.timezone = timezone  # times are kept as recorded (ISO 8601, UTC offset)
-
-    def create_tables(self, conn: sqlite3.Connection) -> None:
-        for statement in DDL:
-            conn.execute(statement)
-
-    def begin_batch(self, conn: sqlite3.Connection) -> None:
-        return None  # orders are few: handlers write their rows directly
-
-    def flush_batch(self, conn: sqlite3.Connection, batch: None) -> None:
-        return None
+    ddl = DDL
 
     # -- the menu --------------------------------------------------------------------
 
@@ -319,11 +307,6 @@ _COLUMNS: Final = (
 )
 
 
-def _like(unit_id: str) -> str:
-    escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%/{escaped}/%"
-
-
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
 
@@ -381,10 +364,9 @@ def orders(
     args: list[object] = []
     if unit_id is not None:
         conditions.append(
-            "('/' || unit_lineage || '/' LIKE ? ESCAPE '\\' "
-            "OR '/' || handling_lineage || '/' LIKE ? ESCAPE '\\')"
+            f"({subtree.in_subtree('unit_lineage')} OR {subtree.in_subtree('handling_lineage')})"
         )
-        args += [_like(unit_id), _like(unit_id)]
+        args += [subtree.pattern(unit_id), subtree.pattern(unit_id)]
     if status is not None:
         conditions.append("status = ?")
         args.append(status.value)
@@ -414,8 +396,8 @@ def menu(
 ) -> list[MenuEntry]:
     """The menu items of the units of the unit's subtree, the unit's own first."""
     sql = (
-        "SELECT item_id, unit_id, category, title, description, points_per_hour, first_come, "
-        "withdrawn FROM ob_menu WHERE ('/' || lineage || '/' LIKE ? ESCAPE '\\') "
+        "SELECT item_id, unit_id, category, title, description, points_per_hour, first_come, "  # noqa: S608 - fixed SQL
+        f"withdrawn FROM ob_menu WHERE ({subtree.in_subtree()}) "
         "AND (? OR withdrawn = 0) ORDER BY lineage, title, item_id"
     )
     return [
@@ -429,5 +411,5 @@ def menu(
             first_come=bool(r[6]),
             withdrawn=bool(r[7]),
         )
-        for r in conn.execute(sql, (_like(unit_id), int(include_withdrawn)))
+        for r in conn.execute(sql, (subtree.pattern(unit_id), int(include_withdrawn)))
     ]

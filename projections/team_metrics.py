@@ -21,6 +21,7 @@ from domain.activities import Activity
 from domain.orders import ServiceOrder
 from domain.teams import Team
 from infra.sqlite_rows import insert_many
+from projections import subtree
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import (
@@ -331,9 +332,8 @@ def board(
     key = _key(conn, granularity, period_key, now)
     condition, args = "", [key]
     if unit_id is not None:
-        escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        condition = " WHERE '/' || t.lineage || '/' LIKE ? ESCAPE '\\'"
-        args.append(f"%/{escaped}/%")
+        condition = f" WHERE {subtree.in_subtree('t.lineage')}"
+        args.append(subtree.pattern(unit_id))
     rows = conn.execute(
         f"{_SELECT}{condition} ORDER BY COALESCE(c.{by}, 0) DESC, "
         "COALESCE(c.orders_completed, 0) DESC, t.team_id LIMIT ?",

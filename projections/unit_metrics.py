@@ -51,6 +51,7 @@ from domain.venture import VentureCall
 from domain.volunteers import Volunteer
 from domain.wishes import Wish
 from infra.sqlite_rows import insert_many
+from projections import subtree
 from projections.base import Projection, handles
 from projections.envelope import EventEnvelope
 from projections.periods import (
@@ -864,10 +865,9 @@ def _check_granularity(granularity: str) -> None:
 
 def _subtree(conn: sqlite3.Connection, unit_id: str) -> list[int]:
     """Codes of the deepest units of every lineage through the unit (its subtree)."""
-    escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = conn.execute(
-        "SELECT unit_id FROM um_units WHERE '/' || lineage || '/' LIKE ? ESCAPE '\\'",
-        (f"%/{escaped}/%",),
+        f"SELECT unit_id FROM um_units WHERE {subtree.in_subtree()}",  # noqa: S608 - fixed SQL
+        (subtree.pattern(unit_id),),
     )
     return [stable_code(r[0]) for r in rows]
 
@@ -959,11 +959,9 @@ def open_orders(
     """Orders open now in the unit's subtree (where they are handled), and how many
     are past the deadline of the step they wait in (computed now, not counted)."""
     at = now or datetime.now(UTC)
-    escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = conn.execute(
-        "SELECT step, since, deadlines FROM um_open_orders "
-        "WHERE '/' || lineage || '/' LIKE ? ESCAPE '\\'",
-        (f"%/{escaped}/%",),
+        f"SELECT step, since, deadlines FROM um_open_orders WHERE {subtree.in_subtree()}",  # noqa: S608 - fixed SQL
+        (subtree.pattern(unit_id),),
     ).fetchall()
     overdue = 0
     for step, since, override in rows:

@@ -14,9 +14,9 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 
 from domain.wishes import Wish, WishStatus
-from projections.base import Projection, handles
+from projections import subtree
+from projections.base import RowProjection, handles
 from projections.envelope import EventEnvelope
-from projections.periods import DEFAULT_TIMEZONE
 
 MAX_PAGE: Final = 500
 
@@ -39,21 +39,9 @@ DDL: Final = (
 )
 
 
-class WishBoardProjection(Projection):
+class WishBoardProjection(RowProjection):
     name = "wish_board"
-
-    def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
-        self.timezone = timezone  # accepted like every projection's; times are kept in UTC
-
-    def create_tables(self, conn: sqlite3.Connection) -> None:
-        for statement in DDL:
-            conn.execute(statement)
-
-    def begin_batch(self, conn: sqlite3.Connection) -> None:
-        return None
-
-    def flush_batch(self, conn: sqlite3.Connection, batch: Any) -> None:
-        return None
+    ddl = DDL
 
     @handles(Wish.Posted)
     def posted(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
@@ -137,9 +125,8 @@ def wishes(
     oldest first, optionally of one status."""
     conditions, args = [], []
     if unit_id is not None:
-        escaped = unit_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append("'/' || lineage || '/' LIKE ? ESCAPE '\\'")
-        args.append(f"%/{escaped}/%")
+        conditions.append(subtree.in_subtree())
+        args.append(subtree.pattern(unit_id))
     if status is not None:
         conditions.append("status = ?")
         args.append(status.value)

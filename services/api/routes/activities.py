@@ -16,7 +16,7 @@ from services import queries
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
-from services.api.routes.reports import MinPosition, _reader
+from services.api.routes.reports import MinPosition, _reader, _scope
 from services.api.schemas import (
     ActivityResult,
     ActivityStatusResult,
@@ -76,10 +76,7 @@ def list_activities(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     min_position: MinPosition = None,
 ) -> ActivityList:
-    if unit_id is None and not principal.can_read_everything():
-        unit_id = principal.unit_id
-    if unit_id is not None:
-        principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    unit_id = _scope(platform, principal, unit_id)
     name = listings.ListingsProjection.name
     conn = _reader(platform, name, min_position)
     items = listings.activities(

@@ -15,7 +15,7 @@ from services import queries
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
-from services.api.routes.reports import MinPosition, _reader
+from services.api.routes.reports import MinPosition, _reader, _scope
 from services.api.schemas import (
     FulfilBody,
     ReasonBody,
@@ -62,10 +62,7 @@ def list_rewards(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     min_position: MinPosition = None,
 ) -> RewardList:
-    if unit_id is None and not principal.can_read_everything():
-        unit_id = principal.unit_id
-    if unit_id is not None:
-        principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    unit_id = _scope(platform, principal, unit_id)
     name = listings.ListingsProjection.name
     conn = _reader(platform, name, min_position)
     items = listings.rewards(
@@ -143,10 +140,7 @@ def list_redemptions(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     min_position: MinPosition = None,
 ) -> RedemptionList:
-    if unit_id is None and not principal.can_read_everything():
-        unit_id = principal.unit_id
-    if unit_id is not None:
-        principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    unit_id = _scope(platform, principal, unit_id)
     name = listings.ListingsProjection.name
     conn = _reader(platform, name, min_position)
     items = listings.redemptions(

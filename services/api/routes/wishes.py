@@ -13,11 +13,10 @@ from domain.wishes import WishStatus
 from projections import wish_board
 from services import commands as c
 from services import community_queries as q
-from services import queries
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
-from services.api.routes.reports import MinPosition, _reader
+from services.api.routes.reports import MinPosition, _reader, _scope
 from services.api.schemas import Body, FulfilBody, ReasonBody, WriteResponse
 from services.commands.base import LongText
 
@@ -89,10 +88,7 @@ def list_wishes(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     min_position: MinPosition = None,
 ) -> WishList:
-    if unit_id is None and not principal.can_read_everything():
-        unit_id = principal.unit_id
-    if unit_id is not None:
-        principal.ensure_can_read(queries.unit_lineage(platform.app, unit_id))
+    unit_id = _scope(platform, principal, unit_id)
     name = wish_board.WishBoardProjection.name
     conn = _reader(platform, name, min_position)
     items = wish_board.wishes(

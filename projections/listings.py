@@ -1,6 +1,6 @@
-"""Listings: the activities a station app shows, the gifts of the charity exchange
-bank (公益兑换储蓄银行) and the redemptions waiting to be picked up, each with its
-unit lineage, so a unit lists its subtree's.
+"""Listings: the units of the network, the activities a station app shows, the
+gifts of the charity exchange bank (公益兑换储蓄银行) and the redemptions waiting to
+be picked up, each with its unit lineage, so a unit lists its subtree's.
 
 Activities carry their places (capacity, enrolled, waitlisted) and status; the
 catalogue carries each gift's cost and stock as the store last recorded them;
@@ -21,6 +21,7 @@ from domain.activities import Activity, ActivityStatus
 from domain.categories import Category
 from domain.redemptions import Redemption, RedemptionStatus
 from domain.rewards import Reward
+from domain.units import PracticeUnit, UnitTier
 from projections import subtree
 from projections.base import RowProjection, handles
 from projections.envelope import EventEnvelope
@@ -87,6 +88,17 @@ DDL: Final = (
     """,
     "CREATE INDEX IF NOT EXISTS ls_redemptions_by_volunteer "
     "ON ls_redemptions (volunteer_id, requested_position)",
+    """
+    CREATE TABLE IF NOT EXISTS ls_units (
+        unit_id TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        name TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        parent_id TEXT,
+        lineage TEXT NOT NULL,      -- its ancestors' ids, then its own
+        closed INTEGER NOT NULL
+    )
+    """,
 )
 
 
@@ -97,6 +109,36 @@ def _utc(iso: str) -> str:
 class ListingsProjection(RowProjection):
     name = "listings"
     ddl = DDL
+
+    # -- units -------------------------------------------------------------------------
+
+    @handles(PracticeUnit.Opened)
+    def unit_opened(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        p = envelope.payload
+        conn.execute(
+            "INSERT INTO ls_units VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
+            (
+                str(envelope.aggregate_id),
+                p["code"],
+                p["name"],
+                p["tier"],
+                p["parent_id"],
+                "/".join([*p["path"], str(envelope.aggregate_id)]),  # ancestors, then itself
+            ),
+        )
+
+    @handles(PracticeUnit.Renamed)
+    def unit_renamed(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        conn.execute(
+            "UPDATE ls_units SET name = ? WHERE unit_id = ?",
+            (envelope.payload["name"], str(envelope.aggregate_id)),
+        )
+
+    @handles(PracticeUnit.Closed)
+    def unit_closed(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
+        conn.execute(
+            "UPDATE ls_units SET closed = 1 WHERE unit_id = ?", (str(envelope.aggregate_id),)
+        )
 
     # -- activities --------------------------------------------------------------------
 
@@ -461,6 +503,58 @@ def redemptions(
             status=RedemptionStatus(r[7]),
             requested_at=datetime.fromisoformat(r[8]),
             updated_at=datetime.fromisoformat(r[9]),
+        )
+        for r in rows
+    ]
+
+
+class UnitSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    unit_id: str
+    code: str
+    name: str
+    tier: UnitTier
+    parent_id: str | None
+    closed: bool
+
+
+def units(
+    conn: sqlite3.Connection,
+    unit_id: str | None,
+    *,
+    tier: UnitTier | None = None,
+    parent_id: str | None = None,
+    include_closed: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[UnitSummary]:
+    """The units of a unit's subtree, itself included (the whole network for
+    ``None``), by code; optionally of one tier, or the children of one unit."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    _in_subtree(unit_id, conditions, args)
+    if tier is not None:
+        conditions.append("tier = ?")
+        args.append(tier.value)
+    if parent_id is not None:
+        conditions.append("parent_id = ?")
+        args.append(parent_id)
+    if not include_closed:
+        conditions.append("closed = 0")
+    sql = (
+        "SELECT unit_id, code, name, tier, parent_id, closed FROM ls_units "  # noqa: S608
+        f"{_where(conditions)}ORDER BY code, unit_id LIMIT ? OFFSET ?"
+    )
+    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    return [
+        UnitSummary(
+            unit_id=r[0],
+            code=r[1],
+            name=r[2],
+            tier=UnitTier(r[3]),
+            parent_id=r[4],
+            closed=bool(r[5]),
         )
         for r in rows
     ]

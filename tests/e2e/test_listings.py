@@ -135,3 +135,33 @@ def test_redemptions_waiting_for_pickup(api: Api, network: Network) -> None:
     ]
     elsewhere = api.get("/v1/redemptions", unit_id=network.other_station, min_position=at)
     assert elsewhere.json()["items"] == []
+
+
+def test_units_of_a_subtree(api: Api, network: Network, mint_key: MintKey) -> None:
+    closed = api.open_unit("jiangbei-guanyinqiao-02", "station", network.institute)
+    renamed = api.post(
+        f"/v1/units/{network.station}/rename", {"name": "和鑫社区", "reason": "更名"}
+    )
+    assert renamed.status_code == 200, renamed.text
+    done = api.post(f"/v1/units/{closed}/close", {"reason": "合并"}, expect=200)
+    at = _position(done)
+    everything = api.get("/v1/units", min_position=at).json()["items"]
+    assert len(everything) == 5  # the closed station left out
+    subtree = api.get("/v1/units", unit_id=network.institute, min_position=at).json()["items"]
+    assert [(u["unit_id"], u["tier"]) for u in subtree] == [
+        (network.institute, "institute"),
+        (network.station, "station"),
+    ]
+    assert subtree[1]["name"] == "和鑫社区" and subtree[1]["parent_id"] == network.institute
+    with_closed = api.get(
+        "/v1/units", unit_id=network.institute, include_closed=True, min_position=at
+    ).json()["items"]
+    assert {u["unit_id"]: u["closed"] for u in with_closed}[closed] is True
+    children = api.get("/v1/units", parent_id=network.center, min_position=at).json()["items"]
+    assert {u["unit_id"] for u in children} == {network.institute, network.other_institute}
+    stations = api.get("/v1/units", tier="station", min_position=at).json()["items"]
+    assert {u["unit_id"] for u in stations} == {network.station, network.other_station}
+    key = mint_key("unit_admin", network.station)
+    own = api.get("/v1/units", key=key, min_position=at).json()
+    assert [u["unit_id"] for u in own["items"]] == [network.station]
+    api.get("/v1/units", key=key, unit_id=network.institute, expect=403)

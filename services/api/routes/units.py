@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
+from domain.units import UnitTier
+from projections import listings
 from services import commands as c
 from services import queries
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
+from services.api.routes.reports import MinPosition, _reader, _scope
 from services.api.schemas import ReasonBody, RenameUnitBody, UnitResult
 
 router = APIRouter(prefix="/v1/units", tags=["units"])
@@ -24,6 +29,44 @@ router = APIRouter(prefix="/v1/units", tags=["units"])
 )
 async def open_unit(command: c.OpenUnit, write: WriteDep) -> UnitResult:
     return await run(write, command, UnitResult, location=lambda r: f"/v1/units/{r.unit_id}")
+
+
+class UnitList(BaseModel):
+    unit_id: UUID | None = Field(description="the subtree listed (none: the whole network)")
+    items: list[listings.UnitSummary]
+    position: int = Field(description="the store position the read model has applied")
+
+
+@router.get(
+    "",
+    summary="The units of a unit's subtree, itself included, by code; a tier's or a "
+    "unit's children (from the read model)",
+    responses=problems(403, 404, 503),
+)
+def list_units(
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    unit_id: UUID | None = None,
+    tier: UnitTier | None = None,
+    parent_id: UUID | None = None,
+    include_closed: Annotated[bool, Query(description="also closed units")] = False,
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    min_position: MinPosition = None,
+) -> UnitList:
+    unit_id = _scope(platform, principal, unit_id)
+    name = listings.ListingsProjection.name
+    conn = _reader(platform, name, min_position)
+    items = listings.units(
+        conn,
+        str(unit_id) if unit_id is not None else None,
+        tier=tier,
+        parent_id=str(parent_id) if parent_id is not None else None,
+        include_closed=include_closed,
+        limit=limit,
+        offset=offset,
+    )
+    return UnitList(unit_id=unit_id, items=items, position=platform.runners[name].position)
 
 
 @router.get(

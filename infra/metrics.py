@@ -88,6 +88,11 @@ def _command_families(platform: Platform) -> list[_Family]:
         "counter",
         "Commits that waited for another process's write transaction to end.",
     )
+    pruned = _Family(
+        "civic_idempotency_records_pruned_total",
+        "counter",
+        "Idempotency records this process deleted once past the retention period.",
+    )
     app = platform.app
     # several API workers answer /metrics in turn: each labels its own counters
     pid = str(os.getpid())
@@ -98,8 +103,10 @@ def _command_families(platform: Platform) -> list[_Family]:
     evicted.add(app.evicted_changed_elsewhere, pid=pid)
     if app.process_lock is not None:
         lock_waits.add(app.process_lock.waits, pid=pid)
+    if platform.pruner is not None:
+        pruned.add(platform.pruner.pruned, pid=pid)
 
-    return [groups, commands, retries, caught_up, evicted, lock_waits]
+    return [groups, commands, retries, caught_up, evicted, lock_waits, pruned]
 
 
 def render_prometheus(platform: Platform) -> str:

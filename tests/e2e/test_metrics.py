@@ -28,7 +28,9 @@ def test_metrics_count_this_process_s_command_groups(
         text = client.get("/metrics", headers=admin_headers).text
         found = {}
         for line in text.splitlines():
-            if line.startswith(("civic_command_", "civic_aggregate_cache_", "civic_store_write")):
+            if line.startswith(
+                ("civic_command_", "civic_aggregate_cache_", "civic_store_write", "civic_idem")
+            ):
                 name, value = line.rsplit(" ", 1)
                 assert name.endswith(f'{{pid="{os.getpid()}"}}')  # the test client's process
                 found[name.split("{")[0]] = float(value)
@@ -42,6 +44,7 @@ def test_metrics_count_this_process_s_command_groups(
         "civic_aggregate_cache_caught_up_total",
         "civic_aggregate_cache_evictions_total",
         "civic_store_write_lock_waits_total",
+        "civic_idempotency_records_pruned_total",
     }
     unit = {"code": "m-c", "name": "中心", "tier": "center"}
     assert client.post("/v1/units", json=unit, headers=admin_headers).status_code == 201

@@ -123,6 +123,12 @@ def test_the_api_process_prunes_on_its_own(tmp_path: Path) -> None:
         while _keys(settings) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _keys(settings) == []
+        metrics = http.get("/metrics", headers=headers).text
+        assert "civic_idempotency_records_pruned_total{pid=" in metrics
+        assert any(
+            line.startswith("civic_idempotency_records_pruned_total") and line.endswith(" 1")
+            for line in metrics.splitlines()
+        ), metrics
         again = http.post(
             "/v1/units",
             json={"code": "c", "name": "中心", "tier": "center"},

@@ -12,6 +12,7 @@ slot); names never enter this view.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -393,24 +394,25 @@ def activities(
         "ORDER BY starts_at, activity_id LIMIT ? OFFSET ?"
     )
     rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
-    return [
-        ActivitySummary(
-            activity_id=r[0],
-            unit_id=r[1],
-            title=r[2],
-            category=Category(r[3]),
-            starts_at=datetime.fromisoformat(r[4]),
-            ends_at=datetime.fromisoformat(r[5]),
-            location=r[6],
-            capacity=r[7],
-            enrolled=r[8],
-            places_left=max(r[7] - r[8], 0),
-            waitlisted=r[9],
-            points_per_hour=r[10],
-            status=ActivityStatus(r[11]),
-        )
-        for r in rows
-    ]
+    return [_activity(r) for r in rows]
+
+
+def _activity(r: Sequence[Any]) -> ActivitySummary:
+    return ActivitySummary(
+        activity_id=r[0],
+        unit_id=r[1],
+        title=r[2],
+        category=Category(r[3]),
+        starts_at=datetime.fromisoformat(r[4]),
+        ends_at=datetime.fromisoformat(r[5]),
+        location=r[6],
+        capacity=r[7],
+        enrolled=r[8],
+        places_left=max(r[7] - r[8], 0),
+        waitlisted=r[9],
+        points_per_hour=r[10],
+        status=ActivityStatus(r[11]),
+    )
 
 
 def rewards(
@@ -558,3 +560,38 @@ def units(
         )
         for r in rows
     ]
+
+
+class SignupSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    activity: ActivitySummary
+    status: str = Field(description="enrolled | waitlisted")
+
+
+def signups_of(
+    conn: sqlite3.Connection,
+    volunteer_id: str,
+    *,
+    starts_from: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[SignupSummary]:
+    """The activities a volunteer is signed up for (enrolled or on the waitlist), by
+    start time; cancelled sign-ups are not listed."""
+    args: list[Any] = [volunteer_id]
+    since = ""
+    if starts_from is not None:
+        since = "AND a.starts_at >= ? "
+        args.append(starts_from.astimezone(UTC).isoformat())
+    columns = (
+        "a.activity_id, a.unit_id, a.title, a.category, a.starts_at, a.ends_at, a.location, "
+        "a.capacity, a.enrolled, a.waitlisted, a.points_per_hour, a.status, s.status"
+    )
+    sql = (
+        f"SELECT {columns} FROM ls_signups s JOIN ls_activities a "  # noqa: S608 - fixed SQL
+        f"ON a.activity_id = s.activity_id WHERE s.volunteer_id = ? {since}"
+        "ORDER BY a.starts_at, a.activity_id LIMIT ? OFFSET ?"
+    )
+    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    return [SignupSummary(activity=_activity(r[:12]), status=r[12]) for r in rows]

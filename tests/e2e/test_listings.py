@@ -165,3 +165,29 @@ def test_units_of_a_subtree(api: Api, network: Network, mint_key: MintKey) -> No
     own = api.get("/v1/units", key=key, min_position=at).json()
     assert [u["unit_id"] for u in own["items"]] == [network.station]
     api.get("/v1/units", key=key, unit_id=network.institute, expect=403)
+
+
+def test_a_volunteers_signups(api: Api, network: Network, mint_key: MintKey) -> None:
+    later = api.publish(network.station, SOON + timedelta(days=2), capacity=1)
+    sooner = api.publish(network.other_station, SOON, capacity=5)
+    left = api.publish(network.station, SOON, capacity=5)
+    first, volunteer = api.register(network.station), api.register(network.station)
+    api.post(f"/v1/activities/{later}/signups", {"volunteer_id": first}, expect=201)
+    for activity in (later, sooner, left):
+        api.post(f"/v1/activities/{activity}/signups", {"volunteer_id": volunteer}, expect=201)
+    gone = api.client.delete(
+        f"/v1/activities/{left}/signups/{volunteer}", headers=api.headers(None)
+    )
+    assert gone.status_code == 200, gone.text
+    page = api.get(f"/v1/volunteers/{volunteer}/signups", min_position=_position(gone)).json()
+    assert [(s["activity"]["activity_id"], s["status"]) for s in page["items"]] == [
+        (sooner, "enrolled"),
+        (later, "waitlisted"),
+    ]
+    window = {"starts_from": (SOON + timedelta(days=1)).isoformat()}
+    upcoming = api.get(
+        f"/v1/volunteers/{volunteer}/signups", params=window, min_position=_position(gone)
+    ).json()
+    assert [s["activity"]["activity_id"] for s in upcoming["items"]] == [later]
+    outsider = mint_key("unit_admin", network.other_institute)
+    api.get(f"/v1/volunteers/{volunteer}/signups", key=outsider, expect=403)

@@ -1,8 +1,8 @@
 """The listings read model against the aggregates, after random sign-ups and
 cancellations (with the waitlist promoting), redemptions and their cancellations,
 restocks and fulfilments: every activity's enrolled and waitlisted counts, every
-gift's stock and every redemption's status equal what the event store's
-aggregates hold."""
+volunteer's sign-ups, every gift's stock and every redemption's status equal what
+the event store's aggregates hold."""
 
 from __future__ import annotations
 
@@ -114,6 +114,17 @@ def test_listings_equal_the_aggregates_after_random_commands(platform: Platform)
         activity = load(app, Activity, activity_id)
         expected = (len(activity.enrolled), len(activity.waitlist), activity.places_left)
         assert (row.enrolled, row.waitlisted, row.places_left) == expected, activity_id
+    for volunteer in walk.volunteers:
+        signed = {
+            (UUID(s.activity.activity_id), s.status)
+            for s in listings.signups_of(conn, str(volunteer))
+        }
+        held = {
+            (a, attendance.status.value)
+            for a in walk.activities
+            if (attendance := load(app, Activity, a).attendance.get(volunteer)) is not None
+        }
+        assert signed == held, volunteer
     stock = {UUID(r.reward_id): r.stock for r in listings.rewards(conn, None)}
     assert stock == {r: load(app, Reward, r).stock for r in walk.rewards}
     statuses = {

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, Field
 
+from domain.volunteers import Volunteer
+from projections import listings
 from services import commands as c
 from services import queries
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
+from services.api.routes.reports import MinPosition, _reader
 from services.api.schemas import (
     ReasonBody,
     UpdateProfileBody,
@@ -47,6 +52,40 @@ def get_volunteer(
     volunteer_id: UUID, platform: PlatformDep, principal: PrincipalDep
 ) -> queries.VolunteerView:
     return queries.get_volunteer(platform.app, principal, volunteer_id)
+
+
+class SignupList(BaseModel):
+    volunteer_id: UUID
+    items: list[listings.SignupSummary]
+    position: int = Field(description="the store position the read model has applied")
+
+
+@router.get(
+    "/{volunteer_id}/signups",
+    summary="The activities a volunteer is signed up for or waitlisted on, by start time "
+    "(from the read model)",
+    responses=problems(403, 404, 503),
+)
+def list_signups(
+    volunteer_id: UUID,
+    platform: PlatformDep,
+    principal: PrincipalDep,
+    starts_from: Annotated[
+        AwareDatetime | None, Query(description="starting at or after (ISO 8601, with offset)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    min_position: MinPosition = None,
+) -> SignupList:
+    principal.ensure_can_read(queries.load(platform.app, Volunteer, volunteer_id).home_path)
+    name = listings.ListingsProjection.name
+    conn = _reader(platform, name, min_position)
+    items = listings.signups_of(
+        conn, str(volunteer_id), starts_from=starts_from, limit=limit, offset=offset
+    )
+    return SignupList(
+        volunteer_id=volunteer_id, items=items, position=platform.runners[name].position
+    )
 
 
 @router.patch(

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from infra.backup import read_manifest
+from infra.backup import describe, read_manifest
 from infra.settings import Settings
 from services import cli
 from services.keys import KeyStore
@@ -323,3 +323,34 @@ def test_with_postgres_backup_says_to_use_pg_dump(civic: Any, tmp_path: Path) ->
     )
     assert "pg_dump" in refused.output
     assert not (tmp_path / "b").exists()
+
+
+def test_restore_check_verifies_a_backup_without_changing_anything(
+    civic: Any, source: Path, tmp_path: Path
+) -> None:
+    backup, target = tmp_path / "backup", tmp_path / "target"
+    civic("backup", str(backup), "--data-dir", str(source))
+    lock = cli.ServerLock(target)  # a server may run there: a check does not mind
+    assert lock.acquire()
+    try:
+        checked = civic("restore", str(backup), "--data-dir", str(target), "--check")
+    finally:
+        lock.release()
+    assert "is restorable" in checked.output
+    assert not (target / "events.sqlite").exists()
+    assert not list(backup.glob("*.writer-lock"))
+
+    # an event altered in the copy, and the manifest's checksum made to match it
+    with closing(sqlite3.connect(backup / "events.sqlite")) as db, db:
+        (state,) = db.execute("SELECT state FROM stored_events WHERE rowid = 5").fetchone()
+        altered = bytes(state).replace(b'"name":"', b'"name":"X', 1)
+        assert altered != state
+        db.execute("UPDATE stored_events SET state = ? WHERE rowid = 5", (altered,))
+    manifest = read_manifest(backup)
+    files = [describe(backup / f.name) if f.name == "events.sqlite" else f for f in manifest.files]
+    (backup / "manifest.json").write_text(
+        manifest.model_copy(update={"files": files}).model_dump_json()
+    )
+    refused = civic("restore", str(backup), "--data-dir", str(target), "--check", code=1)
+    assert "does not verify: chain BROKEN" in refused.output
+    assert not (target / "events.sqlite").exists()

@@ -362,7 +362,7 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
 
     # -- forgetting idempotency records ----------------------------------------------
 
-    def prune_idempotency(self, before: datetime, limit: int = 2_000) -> int:
+    def prune_idempotency(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` of the oldest idempotency records, those recorded
         before ``before``; returns how many. Records are read in insertion (rowid)
         order and the first one recorded at or after ``before`` ends the look, so a

@@ -90,7 +90,7 @@ class PostgresIdempotentRecorder(PostgresApplicationRecorder):
             self.chain.append(curs, ids, stored_events)
         return ids
 
-    def prune_idempotency(self, before: datetime, limit: int = 2_000) -> int:
+    def prune_idempotency(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` of the oldest idempotency records, those recorded
         before ``before``; returns how many."""
         with self.datastore.transaction(commit=True) as curs:

@@ -29,7 +29,7 @@ PAUSE = 0.05  # seconds between chunks: commands go first
 
 
 class PrunesIdempotency(Protocol):
-    def prune_idempotency(self, before: datetime, limit: int = CHUNK) -> int: ...
+    def prune_idempotency(self, before: datetime, limit: int) -> int: ...
 
 
 def prune(
@@ -53,7 +53,6 @@ class IdempotencyPruner:
         self.retention = retention
         self.interval = interval
         self.pruned = 0
-        self.runs = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -74,7 +73,6 @@ class IdempotencyPruner:
         before = datetime.now(UTC) - self.retention
         deleted = prune(self.recorder, before, self._stop)
         self.pruned += deleted
-        self.runs += 1
         if deleted:
             log.info("idempotency.pruned", records=deleted, before=before.isoformat())
         return deleted

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.activities import Activity, ActivityStatus
+from domain.activities import Activity, ActivityStatus, SignupStatus
 from domain.categories import Category
 from domain.redemptions import Redemption, RedemptionStatus
 from domain.rewards import Reward
@@ -28,8 +28,6 @@ from projections.base import RowProjection, handles
 from projections.envelope import EventEnvelope
 
 MAX_PAGE: Final = 500
-ENROLLED: Final = "enrolled"
-WAITLISTED: Final = "waitlisted"
 LISTED: Final = "listed"
 DELISTED: Final = "delisted"
 
@@ -164,13 +162,15 @@ class ListingsProjection(RowProjection):
             ),
         )
 
-    def _signup(self, conn: sqlite3.Connection, envelope: EventEnvelope, status: str) -> None:
+    def _signup(
+        self, conn: sqlite3.Connection, envelope: EventEnvelope, status: SignupStatus
+    ) -> None:
         """Note the volunteer's sign-up as ``status`` and recount the activity's places."""
         activity, volunteer = str(envelope.aggregate_id), envelope.payload["volunteer_id"]
         conn.execute(
             "INSERT INTO ls_signups VALUES (?, ?, ?) "
             "ON CONFLICT (activity_id, volunteer_id) DO UPDATE SET status = excluded.status",
-            (activity, volunteer, status),
+            (activity, volunteer, status.value),
         )
         self._recount(conn, activity)
 
@@ -181,16 +181,16 @@ class ListingsProjection(RowProjection):
             "enrolled = (SELECT COUNT(*) FROM ls_signups WHERE activity_id = ?1 AND status = ?2), "
             "waitlisted = (SELECT COUNT(*) FROM ls_signups WHERE activity_id = ?1 AND status = ?3) "
             "WHERE activity_id = ?1",
-            (activity, ENROLLED, WAITLISTED),
+            (activity, SignupStatus.ENROLLED.value, SignupStatus.WAITLISTED.value),
         )
 
     @handles(Activity.SignedUp, Activity.PromotedFromWaitlist)
     def enrolled(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
-        self._signup(conn, envelope, ENROLLED)
+        self._signup(conn, envelope, SignupStatus.ENROLLED)
 
     @handles(Activity.Waitlisted)
     def waitlisted(self, conn: sqlite3.Connection, batch: Any, envelope: EventEnvelope) -> None:
-        self._signup(conn, envelope, WAITLISTED)
+        self._signup(conn, envelope, SignupStatus.WAITLISTED)
 
     @handles(Activity.SignupCancelled)
     def cancelled_signup(
@@ -354,6 +354,11 @@ def _where(conditions: list[str]) -> str:
     return f"WHERE {' AND '.join(conditions)} " if conditions else ""
 
 
+def _page(limit: int, offset: int) -> tuple[int, int]:
+    """The ``LIMIT ? OFFSET ?`` arguments, within a page's bounds."""
+    return min(max(limit, 1), MAX_PAGE), max(offset, 0)
+
+
 def activities(
     conn: sqlite3.Connection,
     unit_id: str | None,
@@ -393,7 +398,7 @@ def activities(
         f"SELECT {columns} FROM ls_activities {_where(conditions)}"  # noqa: S608 - fixed names
         "ORDER BY starts_at, activity_id LIMIT ? OFFSET ?"
     )
-    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    rows = conn.execute(sql, (*args, *_page(limit, offset)))
     return [_activity(r) for r in rows]
 
 
@@ -439,7 +444,7 @@ def rewards(
         f"SELECT {columns} FROM ls_rewards {_where(conditions)}"  # noqa: S608 - fixed names
         "ORDER BY listed_position LIMIT ? OFFSET ?"
     )
-    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    rows = conn.execute(sql, (*args, *_page(limit, offset)))
     return [
         RewardSummary(
             reward_id=r[0], unit_id=r[1], name=r[2], cost_points=r[3], stock=r[4], status=r[5]
@@ -492,7 +497,7 @@ def redemptions(
         f"LEFT JOIN ls_rewards r ON r.reward_id = d.reward_id {_where(conditions)}"
         "ORDER BY d.requested_position LIMIT ? OFFSET ?"
     )
-    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    rows = conn.execute(sql, (*args, *_page(limit, offset)))
     return [
         RedemptionSummary(
             redemption_id=r[0],
@@ -548,7 +553,7 @@ def units(
         "SELECT unit_id, code, name, tier, parent_id, closed FROM ls_units "  # noqa: S608
         f"{_where(conditions)}ORDER BY code, unit_id LIMIT ? OFFSET ?"
     )
-    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
+    rows = conn.execute(sql, (*args, *_page(limit, offset)))
     return [
         UnitSummary(
             unit_id=r[0],
@@ -566,7 +571,7 @@ class SignupSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     activity: ActivitySummary
-    status: str = Field(description="enrolled | waitlisted")
+    status: SignupStatus
 
 
 def signups_of(
@@ -593,5 +598,5 @@ def signups_of(
         f"ON a.activity_id = s.activity_id WHERE s.volunteer_id = ? {since}"
         "ORDER BY a.starts_at, a.activity_id LIMIT ? OFFSET ?"
     )
-    rows = conn.execute(sql, (*args, min(max(limit, 1), MAX_PAGE), max(offset, 0)))
-    return [SignupSummary(activity=_activity(r[:12]), status=r[12]) for r in rows]
+    rows = conn.execute(sql, (*args, *_page(limit, offset)))
+    return [SignupSummary(activity=_activity(r[:12]), status=SignupStatus(r[12])) for r in rows]

@@ -17,7 +17,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from pydantic import SecretStr, ValidationError
@@ -59,9 +59,19 @@ def _size(n: int) -> str:
     return f"{n / 1_048_576:,.1f} MiB" if n >= 1_048_576 else f"{n / 1024:,.1f} KiB"
 
 
-def _secret_text(settings: Settings, field: str) -> str | None:
+def _secret_in_use(
+    settings: Settings, field: str, directory: Path
+) -> tuple[str, Literal["environment", "data-dir"]] | None:
+    """The secret ``field`` the platform would use with the data in ``directory``:
+    the one configured in the environment, else the one kept in that directory
+    (the platform would generate one if neither exists: None)."""
     configured: SecretStr | None = getattr(settings, field)
-    return None if configured is None else configured.get_secret_value()
+    if configured is not None:
+        return configured.get_secret_value(), "environment"
+    path = directory / SECRET_FILES[field]
+    if path.exists():
+        return path.read_text().strip(), "data-dir"  # as Settings reads it
+    return None
 
 
 # -- backup ------------------------------------------------------------------------------
@@ -149,27 +159,16 @@ def _copy_secrets(
     fingerprints: list[SecretFingerprint] = []
     values: dict[str, str] = {}
     for field, file_name in SECRET_FILES.items():
-        configured = _secret_text(settings, field)
-        path = settings.data_dir / file_name
-        if configured is not None:
-            values[field] = configured
-            fingerprints.append(
-                SecretFingerprint(
-                    name=field,
-                    source="environment",
-                    fingerprint=fingerprint(configured.encode()),
-                )
-            )
-        elif path.exists():
-            values[field] = path.read_text().strip()  # as Settings reads it
-            copy_file(path, destination / file_name, private=True)
-            fingerprints.append(
-                SecretFingerprint(
-                    name=field,
-                    source="data-dir",
-                    fingerprint=fingerprint(values[field].encode()),
-                )
-            )
+        found = _secret_in_use(settings, field, settings.data_dir)
+        if found is None:
+            continue
+        value, source = found
+        values[field] = value
+        if source == "data-dir":
+            copy_file(settings.data_dir / file_name, destination / file_name, private=True)
+        fingerprints.append(
+            SecretFingerprint(name=field, source=source, fingerprint=fingerprint(value.encode()))
+        )
     return fingerprints, values
 
 
@@ -281,13 +280,7 @@ def restore(
 def _check_restorable(settings: Settings, source: Path, manifest: BackupManifest) -> None:
     """Open a scratch copy of the backup as a restore would leave it and verify its
     hash chain against the manifest."""
-    values = {}
-    for field, file_name in SECRET_FILES.items():
-        configured = _secret_text(settings, field)
-        if configured is not None:
-            values[field] = configured
-        elif (source / file_name).exists():
-            values[field] = (source / file_name).read_text().strip()
+    values = {f: found[0] for f in SECRET_FILES if (found := _secret_in_use(settings, f, source))}
     with tempfile.TemporaryDirectory(prefix="civic-restore-check-") as scratch:
         copy = Path(scratch)
         for f in manifest.files:
@@ -310,16 +303,15 @@ def _secret_mismatches(settings: Settings, source: Path, manifest: BackupManifes
     mismatched = []
     for s in manifest.secrets:
         env = f"CIVIC_{s.name.upper()}"
-        configured = _secret_text(settings, s.name)
-        if configured is not None:
-            if fingerprint(configured.encode()) != s.fingerprint:
-                mismatched.append(f"{env} differs from the one the backup was taken with")
-        elif s.source == "environment":
+        found = _secret_in_use(settings, s.name, source)  # a backed-up file is in `source`
+        if found is None:
             mismatched.append(f"{env} was configured when the backup was taken: set it again")
-        else:
-            kept = (source / SECRET_FILES[s.name]).read_text().strip()
-            if fingerprint(kept.encode()) != s.fingerprint:
-                mismatched.append(f"{SECRET_FILES[s.name]} in the backup differs")
+        elif fingerprint(found[0].encode()) != s.fingerprint:
+            mismatched.append(
+                f"{env} differs from the one the backup was taken with"
+                if found[1] == "environment"
+                else f"{SECRET_FILES[s.name]} in the backup differs"
+            )
     return mismatched
 
 

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import httpx
 from kafka import TopicPartition
 
+from infra.backup import processes_using
 from infra.embedded_stream import EmbeddedStream
 from infra.kafka_stream import HEADER_POSITION, header, tail_consumer
 from infra.settings import Settings
@@ -202,7 +203,9 @@ class ApiServer:
         return {pid for pid in child_pids(self.process.pid) if is_uvicorn_worker(pid)}
 
     def worker_ready(self, pid: int) -> bool:
-        return has_open(pid, self.settings.data_dir / "events.sqlite")
+        """Whether the worker has opened the event store (its application is built,
+        just before it starts answering)."""
+        return pid in processes_using([self.settings.data_dir / "events.sqlite"])
 
     def write_lock_holder(self) -> int | None:
         """The worker holding the event store's write lock between processes, if one
@@ -244,23 +247,6 @@ def is_uvicorn_worker(pid: int) -> bool:
     except OSError:
         return False
     return b"from multiprocessing.spawn import spawn_main; spawn_main(" in b" ".join(cmdline)
-
-
-def has_open(pid: int, path: Path) -> bool:
-    """Whether process ``pid`` has ``path`` open (a worker opens the event store once
-    its application is built, just before it starts answering)."""
-    target = str(path.resolve())
-    try:
-        fds = list((Path("/proc") / str(pid) / "fd").iterdir())
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(fd) == target:
-                return True
-        except OSError:
-            continue  # closed meanwhile
-    return False
 
 
 def flock_holder(path: Path) -> int | None:

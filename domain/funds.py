@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import CivicAggregate, current_actor, name_id
-from domain.errors import ConflictError, RuleViolationError
+from domain.errors import ConflictError, NotFoundError, RuleViolationError
 from domain.units import PracticeUnit
 
 MAX_MOVEMENT_FEN = 10_000_000_000  # 1 亿元 in one movement: anything larger is a typo
@@ -91,6 +91,14 @@ class Fund(CivicAggregate):
         approved_by: str
         balance_after_fen: int
 
+    class DonorDataErased(CivicAggregate.Event):
+        """The donor's name on one receipt was erased (right to erasure). Carries no
+        personal data: the service layer then deletes the movement's key, so the
+        sealed name becomes unreadable; the amount and the balances stay."""
+
+        movement_id: UUID
+        reason: str
+
     @staticmethod
     def create_id(unit_id: UUID) -> UUID:
         return name_id("fund", unit_id)
@@ -117,6 +125,8 @@ class Fund(CivicAggregate):
         self.total_out_fen = 0
         self.movements: list[Movement] = []
         self.movement_ids: set[UUID] = set()
+        self.donor_named: set[UUID] = set()  # receipts that recorded a donor's name
+        self.donor_erased: set[UUID] = set()
 
     @property
     def lineage(self) -> list[UUID]:
@@ -159,6 +169,8 @@ class Fund(CivicAggregate):
     ) -> None:
         self.balance_fen = balance_after_fen
         self.total_in_fen += amount_fen
+        if donor:
+            self.donor_named.add(movement_id)
         self._record(movement_id, Direction.IN, amount_fen, source_kind, purpose, approved_by)
 
     # -- money out ---------------------------------------------------------------
@@ -214,6 +226,25 @@ class Fund(CivicAggregate):
         self.balance_fen = balance_after_fen
         self.total_out_fen += amount_fen
         self._record(movement_id, Direction.OUT, amount_fen, purpose_kind, purpose, approved_by)
+
+    # -- erasure -----------------------------------------------------------------
+
+    def erase_donor(self, movement_id: UUID, reason: str) -> None:
+        """Erase the donor's name on one receipt: the fact is recorded here, the key
+        is deleted by the service layer."""
+        if movement_id not in self.movement_ids:
+            raise NotFoundError(
+                f"movement {movement_id} is not in this fund", code="movement-not-found"
+            )
+        if movement_id in self.donor_erased:
+            raise ConflictError("this donor's name was already erased", code="donor-erased")
+        if movement_id not in self.donor_named:
+            raise ConflictError("this movement names no donor", code="no-donor")
+        self._erase_donor(movement_id=movement_id, reason=reason)
+
+    @event(DonorDataErased)
+    def _erase_donor(self, movement_id: UUID, reason: str) -> None:
+        self.donor_erased.add(movement_id)
 
     # -- helpers -----------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from projections.store import ViewStore
 from projections.stream import EventStream
 from projections.view_files import live_path
 from services.application import CivicApplication
-from services.handlers.volunteers import shred_erased
+from services.personal_data import shred_erased
 from services.view_swap import ViewSwapper
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def build_application(settings: Settings) -> CivicApplication:
         vault=PersonalDataVault(settings.vault_db, settings.vault_master_key_bytes()),
     )
     # erasures recorded in the store win over a vault restored from an older backup
-    shred_erased(app.recorder, app.vault)
+    shred_erased(app.recorder, app.mapper, app.vault)
     return app
 
 

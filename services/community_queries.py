@@ -180,6 +180,9 @@ class MovementView(ReadModel):
     balance_after_fen: int
     recorded_at: datetime
     recorded_by: str = Field(description="the key that recorded it")
+    donor_erased: bool = Field(
+        default=False, description="the donor's name on this receipt was erased"
+    )
 
 
 class FundView(ReadModel):
@@ -226,6 +229,11 @@ def get_fund(app: CivicApplication, principal: Principal, fund_id: UUID) -> Fund
         line = _movement(event)
         if line is not None:
             movements.append(line)
+    if isinstance(fund, Fund) and fund.donor_erased:
+        movements = [
+            m.model_copy(update={"donor_erased": True}) if m.movement_id in fund.donor_erased else m
+            for m in movements
+        ]
     if not isinstance(fund, Fund):
         raise NotFoundError(f"Fund {fund_id} not found")
     principal.ensure_can_read(fund.lineage)

@@ -16,11 +16,20 @@ opened only where they are shown (one order, one wish), as ``[erased]`` afterwar
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from domain.errors import ConflictError
+from domain.funds import Fund
+from domain.orders import ServiceOrder
+from domain.volunteers import Volunteer
+from domain.wishes import Wish
 from infra.vault import ERASED, PersonalDataVault, SubjectErasedError, is_token
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 # vault field names (they are part of each token's associated data)
 RESIDENT_REF: Final = "resident_ref"
@@ -62,3 +71,42 @@ def matches(vault: PersonalDataVault, subject: UUID, field: str, token: str, val
     """Whether a sealed value is ``value`` (seals are randomised: compare plaintexts)."""
     opened = vault.open(subject, field, token) if is_token(token) else token
     return opened is not None and opened == value
+
+
+# the facts of erasure, each naming the vault subject whose key was deleted: the
+# aggregate itself, or (a donor's name) the fund movement
+ERASURES: Final = (
+    Volunteer.Erased,
+    ServiceOrder.ResidentDataErased,
+    Wish.ResidentDataErased,
+    Fund.DonorDataErased,
+)
+
+
+def erased_subject(fact: Any) -> UUID:
+    """The vault subject an erasure fact names."""
+    movement_id = getattr(fact, "movement_id", None)
+    return movement_id if isinstance(movement_id, UUID) else UUID(str(fact.originator_id))
+
+
+def shred_erased(
+    recorder: ApplicationRecorder,
+    mapper: Mapper[UUID],
+    vault: PersonalDataVault,
+    page: int = 1000,
+) -> int:
+    """Delete the key of every subject the store records as erased that the vault
+    still holds (after restoring a vault backup older than an erasure, say); run at
+    start-up. Erasures are facts in the store, so they win over any vault copy.
+    Returns how many keys it deleted."""
+    topics = [get_topic(cls) for cls in ERASURES]
+    start, shredded = 1, 0
+    while True:
+        notifications = recorder.select_notifications(start=start, limit=page, topics=topics)
+        for n in notifications:
+            subject = erased_subject(mapper.to_domain_event(n))
+            if not vault.is_erased(subject) and vault.shred(subject):
+                shredded += 1
+        if len(notifications) < page:
+            return shredded
+        start = notifications[-1].id + 1

@@ -37,7 +37,7 @@ from services.commands.corrections import (
     RejectServiceCorrection,
     RequestServiceCorrection,
 )
-from services.commands.funds import DisburseMoney, OpenFund, ReceiveMoney
+from services.commands.funds import DisburseMoney, EraseDonorData, OpenFund, ReceiveMoney
 from services.commands.orders import (
     AcceptOrder,
     ApproveOrder,
@@ -198,6 +198,7 @@ __all__ = [
     "DisbandTeam",
     "DisburseMoney",
     "DispatchOrder",
+    "EraseDonorData",
     "EraseOrderResidentData",
     "EraseVolunteer",
     "EraseWishResidentData",

@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import Field
 
 from domain.funds import MAX_MOVEMENT_FEN, PurposeKind, SourceKind
-from services.commands.base import Command, Text
+from services.commands.base import Command, Reason, Text
 
 Fen = Annotated[
     int,
@@ -50,3 +50,14 @@ class DisburseMoney(Command):
     approved_by: Text = Field(description="who approved the payment (not the recording key)")
     beneficiaries: int = Field(default=0, ge=0, le=1_000_000, description="people it served")
     movement_id: UUID | None = Field(default=None, description="makes the payment idempotent")
+
+
+class EraseDonorData(Command):
+    """Right to erasure for the donor named on one receipt: the sealed name becomes
+    unreadable everywhere; the amount and the fund's balances stay. Not a batch
+    item: erasure is one deliberate act."""
+
+    type: Literal["erase_donor_data"] = "erase_donor_data"
+    fund_id: UUID
+    movement_id: UUID
+    reason: Reason

@@ -1,7 +1,8 @@
 """Command handlers for the community charity funds (社区慈善基金).
 
 A donor's name is personal data: it is sealed with the movement's own key
-(``services/personal_data.py``) before the domain sees it, and shown nowhere."""
+(``services/personal_data.py``) before the domain sees it, and shown only in the
+store's own history (admins, auditors); an admin erases it (the key is deleted)."""
 
 from __future__ import annotations
 
@@ -71,8 +72,25 @@ def disburse_money(cmd: c.DisburseMoney, uow: UnitOfWork, ctx: Context) -> Resul
     return _movement(fund, movement_id, "out", cmd.amount_fen)
 
 
+def erase_donor_data(cmd: c.EraseDonorData, uow: UnitOfWork, ctx: Context) -> Result:
+    """Admins only. As for a volunteer: the key is deleted once the domain has
+    accepted the erasure and before the fact is committed (a failed commit leaves
+    the name unreadable, the safe side; a retry records the fact)."""
+    ctx.principal.ensure_admin()
+    fund = uow.get(Fund, cmd.fund_id)
+    fund.erase_donor(cmd.movement_id, cmd.reason)
+    ctx.vault.shred(cmd.movement_id)
+    return {
+        "fund_id": str(fund.id),
+        "movement_id": str(cmd.movement_id),
+        "donor_erased": True,
+        "balance_fen": fund.balance_fen,
+    }
+
+
 HANDLERS: dict[type[c.Command], Handler] = {
     c.OpenFund: open_fund,
     c.ReceiveMoney: receive_money,
     c.DisburseMoney: disburse_money,
+    c.EraseDonorData: erase_donor_data,
 }

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder
-from eventsourcing.utils import get_topic
-
 from domain.errors import ConflictError, RuleViolationError
 from domain.passbook import Passbook
 from domain.units import PracticeUnit
@@ -22,7 +19,7 @@ from domain.volunteers import (
     is_valid_resident_id,
     mask_document_number,
 )
-from infra.vault import PersonalDataVault, SubjectErasedError
+from infra.vault import SubjectErasedError
 from services import commands as c
 from services.handlers.base import Context, Handler, Result
 from services.unit_of_work import UnitOfWork
@@ -127,23 +124,6 @@ def erase_volunteer(cmd: c.EraseVolunteer, uow: UnitOfWork, ctx: Context) -> Res
     volunteer.erase(cmd.reason)
     ctx.vault.shred(volunteer.id)
     return {"volunteer_id": str(volunteer.id), "status": volunteer.status.value}
-
-
-def shred_erased(recorder: ApplicationRecorder, vault: PersonalDataVault, page: int = 1000) -> int:
-    """Delete the key of every volunteer the store records as erased and the vault
-    still holds (e.g. after restoring a vault backup older than an erasure); run at
-    start-up. Returns how many keys it deleted."""
-    topic = get_topic(Volunteer.Erased)
-    start, shredded = 1, 0
-    while True:
-        notifications = recorder.select_notifications(start=start, limit=page, topics=[topic])
-        for n in notifications:
-            subject = UUID(str(n.originator_id))
-            if not vault.is_erased(subject) and vault.shred(subject):
-                shredded += 1
-        if len(notifications) < page:
-            return shredded
-        start = notifications[-1].id + 1
 
 
 HANDLERS: dict[type[c.Command], Handler] = {

@@ -125,6 +125,7 @@ class World:
     call: str
     project: str
     fund: str
+    donation: str  # a receipt naming a donor, in ``fund``
     key_id: str
     certificate: dict[str, Any]
 
@@ -214,6 +215,7 @@ FIELDS: dict[str, Fields] = {
         "purpose": "助老",
         "approved_by": "主任",
     },
+    "erase_donor_data": lambda w: _reason(fund_id=w.fund, movement_id=w.donation),
     "post_wish": lambda w: {"unit_id": w.unit, "title": "书包", "resident_ref": "档案-9"},
     "claim_wish": lambda w: _vol(w, wish_id=w.wish),
     "release_wish": lambda w: _reason(wish_id=w.wish),
@@ -296,6 +298,7 @@ NOT_BATCHABLE = frozenset(
         "erase_volunteer",
         "erase_order_resident_data",
         "erase_wish_resident_data",
+        "erase_donor_data",
         "create_key",
         "revoke_key",
         "rotate_key",
@@ -337,6 +340,7 @@ ROUTES: dict[Route, str] = {
     ("post", "/v1/funds"): "open_fund",
     ("post", "/v1/funds/{fund_id}/receipts"): "receive_money",
     ("post", "/v1/funds/{fund_id}/disbursements"): "disburse_money",
+    ("post", "/v1/funds/{fund_id}/movements/{movement_id}/erasure"): "erase_donor_data",
     ("post", "/v1/wishes"): "post_wish",
     ("post", "/v1/wishes/{wish_id}/claims"): "claim_wish",
     ("post", "/v1/wishes/{wish_id}/release"): "release_wish",
@@ -546,6 +550,8 @@ def _world(
         "call_id",
     )
     project = {"title": "项目", "organisation": "社工站", "requested_fen": 1_000}
+    fund = _created(api.post("/v1/funds", {"unit_id": unit, "title": "基金"}), "fund_id")
+    donation = {"amount_fen": 100, "source_kind": "donation", "purpose": "助老", "donor": "张先生"}
     return World(
         unit=unit,
         open_parent=open_parent,
@@ -566,7 +572,8 @@ def _world(
         ),
         call=call,
         project=_created(api.post(f"/v1/venture-calls/{call}/projects", project), "project_id"),
-        fund=_created(api.post("/v1/funds", {"unit_id": unit, "title": "基金"}), "fund_id"),
+        fund=fund,
+        donation=_created(api.post(f"/v1/funds/{fund}/receipts", donation), "movement_id"),
         key_id=_key_id(mint(key_role, unit)),
         certificate={},
     )

@@ -278,3 +278,68 @@ def test_only_admins_erase_once_and_nothing_personal_is_added_afterwards(
     assert rate.json()["code"] == "resident-erased"
     shown = api.get(f"/v1/orders/{order}").json()
     assert (shown["status"], shown["resident_name"]) == ("completed", ERASED)
+
+
+def test_erasing_a_donors_name_keeps_the_fund(
+    api: Api,
+    network: Network,
+    community: dict[str, str],
+    settings: Any,
+    platform: Any,
+    mint_key: MintKey,
+) -> None:
+    fund = community["fund"]
+    subsidy = {"amount_fen": 1_000, "purpose_kind": "meal_subsidy", "purpose": "助餐",
+               "approved_by": "主任"}  # fmt: skip
+    api.post(f"/v1/funds/{fund}/disbursements", subsidy, expect=201)
+    shown = api.get(f"/v1/funds/{fund}").json()
+    donation, paid = (m["movement_id"] for m in shown["movements"])
+    before = _reads(api, network, community, platform.app.head())
+    history = api.get(f"/v1/audit/history/{fund}").json()["entries"]
+    assert [e["payload"].get("donor") for e in history] == [None, DONOR, None]
+    key = _wrapped_key(settings, donation)
+    path = f"/v1/funds/{fund}/movements/{donation}/erasure"
+
+    for other in (
+        mint_key(Role.UNIT_ADMIN, network.center),
+        mint_key(Role.AUDITOR),
+        mint_key(Role.SERVICE, network.station),
+    ):
+        assert api.post(path, {"reason": "x"}, key=other).status_code == 403
+    erased = api.post(path, {"reason": "捐赠人申请删除姓名"}, expect=200).json()
+    assert (erased["movement_id"], erased["donor_erased"]) == (donation, True)
+    assert erased["balance_fen"] == before["fund"]["balance_fen"]
+    for movement, status, code in (
+        (donation, 409, "donor-erased"),
+        (paid, 409, "no-donor"),
+        (community["order"], 404, "movement-not-found"),
+    ):
+        refused = api.post(f"/v1/funds/{fund}/movements/{movement}/erasure", {"reason": "x"})
+        assert (refused.status_code, refused.json()["code"]) == (status, code)
+
+    after = _reads(api, network, community, erased["position"])
+    # the name is unreadable in the store's history; every figure stays
+    history = api.get(f"/v1/audit/history/{fund}").json()["entries"]
+    assert [e["payload"].get("donor") for e in history[:3]] == [None, ERASED, None]
+    assert history[-1]["type"] == "DonorDataErased"
+    assert history[-1]["payload"] == {"movement_id": donation, "reason": "捐赠人申请删除姓名"}
+    moved = after["fund"]["movements"]
+    assert [m["donor_erased"] for m in moved] == [True, False]
+    plain = [{k: v for k, v in m.items() if k != "donor_erased"} for m in moved]
+    assert plain == [
+        {k: v for k, v in m.items() if k != "donor_erased"} for m in before["fund"]["movements"]
+    ]
+    assert after["fund"]["version"] == before["fund"]["version"] + 1
+    same = ("balance_fen", "total_in_fen", "total_out_fen")
+    assert [after["fund"][k] for k in same] == [before["fund"][k] for k in same]
+    for figure in ("orders", "wishes", "metrics", "team", "passbook"):
+        assert _figures(after[figure]) == _figures(before[figure]), figure
+    assert after["audit"][: len(before["audit"])] == before["audit"]
+    facts = [(r["aggregate_type"], r["event_type"]) for r in after["audit"][len(before["audit"]) :]]
+    assert facts == [("Fund", "DonorDataErased")]
+    report = api.get("/v1/audit/verify").json()
+    assert report["ok"] and report["first_break"] is None
+    # the key is gone from the vault's file and its log
+    assert key not in _files_bytes(settings.vault_db)
+    files = _files_bytes(settings.events_db, settings.vault_db, *_views(settings, platform))
+    _assert_absent(files, [DONOR], "the data files")

@@ -200,6 +200,9 @@ def _community(api: Api, station: str, volunteer: str, clock: Clock) -> dict[str
     project = {"title": "项目", "organisation": "社工站", "requested_fen": 1_000}
     ids["project_id"] = api.post(f"/v1/venture-calls/{ids['call_id']}/projects", project,
                                  expect=201).json()["project_id"]  # fmt: skip
+    donation = {"amount_fen": 100, "source_kind": "donation", "purpose": "助老", "donor": "张先生"}
+    ids["movement_id"] = api.post(f"/v1/funds/{ids['fund_id']}/receipts", donation,
+                                  expect=201).json()["movement_id"]  # fmt: skip
     return ids
 
 
@@ -352,6 +355,7 @@ def _community_bodies(network: Network, foreign: Foreign, reason: dict[str, str]
             "purpose": "助老",
             "approved_by": "主任",
         },
+        ("post", "/v1/funds/{fund_id}/movements/{movement_id}/erasure"): reason,
         ("post", "/v1/corrections"): {
             "activity_id": ids["activity_id"],
             "volunteer_id": v,

@@ -7,7 +7,7 @@ from uuid import uuid4
 import pytest
 
 from domain.base import acting_as
-from domain.errors import ConflictError, RuleViolationError
+from domain.errors import ConflictError, NotFoundError, RuleViolationError
 from domain.funds import Fund, PurposeKind, SourceKind
 from tests.unit.domain_builders import network
 
@@ -131,3 +131,34 @@ def test_negative_beneficiaries_are_refused() -> None:
             beneficiaries=-1,
         )
     assert err.value.code == "bad-count"
+
+
+def test_a_donors_name_is_erased_once_and_the_money_stays() -> None:
+    fund = _fund()
+    _donate(fund, 50_000)
+    anonymous = uuid4()
+    fund.receive(
+        movement_id=anonymous, amount_fen=100, source_kind=SourceKind.DONATION, purpose="匿名"
+    )
+    _subsidy(fund, 20_000)
+    donated, paid = fund.movements[0].movement_id, fund.movements[2].movement_id
+    before = (fund.balance_fen, fund.total_in_fen, fund.total_out_fen, list(fund.movements))
+
+    fund.erase_donor(donated, "捐赠人申请删除")
+    erased = fund.collect_events()[-1]
+    assert isinstance(erased, Fund.DonorDataErased)
+    assert (erased.movement_id, erased.reason) == (donated, "捐赠人申请删除")
+    assert fund.donor_erased == {donated}
+    assert (fund.balance_fen, fund.total_in_fen, fund.total_out_fen, fund.movements) == before
+
+    refusals = [
+        (donated, ConflictError, "donor-erased"),  # done once, for good
+        (anonymous, ConflictError, "no-donor"),  # nothing to erase
+        (paid, ConflictError, "no-donor"),  # money out names no donor
+        (uuid4(), NotFoundError, "movement-not-found"),
+    ]
+    for movement_id, error, code in refusals:
+        with pytest.raises(error) as err:
+            fund.erase_donor(movement_id, "x")
+        assert err.value.code == code
+    assert fund.collect_events() == []  # refusals record nothing

@@ -14,7 +14,7 @@ from services import community_queries as q
 from services.api.deps import PlatformDep, PrincipalDep, WriteDep
 from services.api.execute import run
 from services.api.problems import problems
-from services.api.schemas import Body, WriteResponse
+from services.api.schemas import Body, ReasonBody, WriteResponse
 from services.commands.base import Text
 from services.commands.funds import Fen
 
@@ -33,6 +33,13 @@ class MovementRecorded(WriteResponse):
     direction: str
     amount_fen: int
     balance_fen: int = Field(description="the fund's balance after the movement")
+
+
+class DonorErased(WriteResponse):
+    fund_id: UUID
+    movement_id: UUID
+    donor_erased: bool
+    balance_fen: int
 
 
 class ReceiptBody(Body):
@@ -94,3 +101,23 @@ async def receive(fund_id: UUID, body: ReceiptBody, write: WriteDep) -> Movement
 async def disburse(fund_id: UUID, body: DisbursementBody, write: WriteDep) -> MovementRecorded:
     command = c.DisburseMoney(fund_id=fund_id, **body.model_dump(exclude_unset=True))
     return await run(write, command, MovementRecorded)
+
+
+@router.post(
+    "/{fund_id}/movements/{movement_id}/erasure",
+    summary="Erase the donor's name on a receipt (right to erasure; admins only)",
+    description=(
+        "Records a `Fund.DonorDataErased` fact (no personal data in it) and deletes the "
+        "movement's personal-data key: the donor's name becomes unreadable everywhere "
+        '(the fund\'s history shows "[erased]"), while the amount, the balances, the '
+        "metrics and the audit trail stay. 404 `movement-not-found` for a movement not in "
+        "the fund; 409 `no-donor` for one that names no donor, `donor-erased` when done "
+        "already. Final."
+    ),
+    responses=problems(403, 404, 409),
+)
+async def erase_donor(
+    fund_id: UUID, movement_id: UUID, body: ReasonBody, write: WriteDep
+) -> DonorErased:
+    command = c.EraseDonorData(fund_id=fund_id, movement_id=movement_id, reason=body.reason)
+    return await run(write, command, DonorErased)

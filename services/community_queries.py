@@ -229,14 +229,13 @@ def get_fund(app: CivicApplication, principal: Principal, fund_id: UUID) -> Fund
         line = _movement(event)
         if line is not None:
             movements.append(line)
-    if isinstance(fund, Fund) and fund.donor_erased:
-        movements = [
-            m.model_copy(update={"donor_erased": True}) if m.movement_id in fund.donor_erased else m
-            for m in movements
-        ]
     if not isinstance(fund, Fund):
         raise NotFoundError(f"Fund {fund_id} not found")
     principal.ensure_can_read(fund.lineage)
+    movements = [  # an erasure comes after its receipt: marked once all are read
+        m.model_copy(update={"donor_erased": True}) if m.movement_id in fund.donor_erased else m
+        for m in movements
+    ]
     return FundView(
         fund_id=fund.id,
         unit_id=fund.unit_id,

@@ -73,8 +73,7 @@ def matches(vault: PersonalDataVault, subject: UUID, field: str, token: str, val
     return opened is not None and opened == value
 
 
-# the facts of erasure, each naming the vault subject whose key was deleted: the
-# aggregate itself, or (a donor's name) the fund movement
+# the facts of erasure; each names the vault subject whose key was deleted
 ERASURES: Final = (
     Volunteer.Erased,
     ServiceOrder.ResidentDataErased,
@@ -83,10 +82,12 @@ ERASURES: Final = (
 )
 
 
-def erased_subject(fact: Any) -> UUID:
-    """The vault subject an erasure fact names."""
-    movement_id = getattr(fact, "movement_id", None)
-    return movement_id if isinstance(movement_id, UUID) else UUID(str(fact.originator_id))
+def vault_subject(event: Any) -> UUID:
+    """The subject an event's personal data is sealed under, or its erasure names:
+    the fund movement for a fund's events (a donor's name), else the aggregate (the
+    volunteer, the order, the wish)."""
+    movement_id = getattr(event, "movement_id", None)
+    return movement_id if isinstance(movement_id, UUID) else UUID(str(event.originator_id))
 
 
 def shred_erased(
@@ -104,7 +105,7 @@ def shred_erased(
     while True:
         notifications = recorder.select_notifications(start=start, limit=page, topics=topics)
         for n in notifications:
-            subject = erased_subject(mapper.to_domain_event(n))
+            subject = vault_subject(mapper.to_domain_event(n))
             if not vault.is_erased(subject) and vault.shred(subject):
                 shredded += 1
         if len(notifications) < page:

@@ -28,6 +28,7 @@ from infra.vault import is_token
 from projections.audit_related import related_aggregates
 from services.application import CivicApplication
 from services.audit.chain import chain_table
+from services.personal_data import vault_subject
 
 _STANDARD = frozenset({"originator_id", "originator_version", "timestamp", "actor"})
 
@@ -60,9 +61,7 @@ def _entry(app: CivicApplication, recorded: RecordedEvent) -> HistoryEntry:
         k: to_jsonable_python(v) for k, v in fields.items() if k not in _STANDARD and k[0] != "_"
     }
     payload.pop("originator_topic", None)
-    # personal data is sealed per record: the volunteer, order or wish (the aggregate),
-    # or a fund movement (services/personal_data.py)
-    subject = UUID(str(payload.get("movement_id") or recorded.stored.originator_id))
+    subject = vault_subject(event)  # personal data is sealed per record
     for field, value in payload.items():
         if isinstance(value, str) and is_token(value):
             payload[field] = app.vault.reveal(subject, field, value)

@@ -41,6 +41,7 @@ from infra.hash_chain import SQLITE_DDL as CHAIN_DDL
 from infra.hash_chain import SQLiteChainTable
 from infra.process_lock import for_database
 from infra.sqlite_rows import insert_rows
+from infra.wal_checkpoint import WalCheckpointer
 
 IDEMPOTENCY_DDL = """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -167,6 +168,10 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         self._seen: int | None = None
         self._own: set[int] = set()
         self._own_lock = threading.Lock()
+        # the WAL is copied back by a thread of its own, not inside commits (see
+        # infra.wal_checkpoint); an in-memory store has no WAL
+        pool = datastore.pool
+        self.checkpointer = None if pool.is_sqlite_memory_mode else WalCheckpointer(pool.db_name)
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), IDEMPOTENCY_DDL, CHAIN_DDL]
@@ -232,6 +237,8 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                 lock.held() if lock is not None else nullcontext(),
                 self.datastore.transaction(commit=True) as c,
             ):
+                if self.checkpointer is not None:
+                    self.checkpointer.configure(c.sqlite_cursor.connection)
                 for job in jobs:
                     self._insert_job(c, job)
         except Exception as exc:  # the whole group failed to commit: nothing was written
@@ -241,20 +248,24 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
                     job.error = error
                     job.ids = []
         else:
-            committed = [j for j in jobs if j.error is None]
-            if self._seen is not None:  # someone follows others' writes (else nobody prunes)
-                with self._own_lock:
-                    for job in committed:
-                        self._own.update(job.ids)
-            self.groups_committed += 1
-            self.calls_committed += len(committed)
-            head = max((max(j.ids) for j in committed if j.ids), default=None)
-            if head is not None:
-                for listener in self.listeners:
-                    listener(head)
+            self._committed([j for j in jobs if j.error is None])
         finally:
             for job in jobs:
                 job.done.set()
+
+    def _committed(self, committed: list[_Job]) -> None:
+        if self._seen is not None:  # someone follows others' writes (else nobody prunes)
+            with self._own_lock:
+                for job in committed:
+                    self._own.update(job.ids)
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
+        self.groups_committed += 1
+        self.calls_committed += len(committed)
+        head = max((max(j.ids) for j in committed if j.ids), default=None)
+        if head is not None:
+            for listener in self.listeners:
+                listener(head)
 
     def _insert_job(self, c: SQLiteCursor, job: _Job) -> None:
         c.execute("SAVEPOINT job")
@@ -318,6 +329,8 @@ class GroupCommitSQLiteRecorder(SQLiteApplicationRecorder):
         if self._writer is not None and self._writer.is_alive():
             self._queue.put(None)
             self._writer.join(5)
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         if self.process_lock is not None:
             self.process_lock.close()
 

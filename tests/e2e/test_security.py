@@ -125,6 +125,8 @@ def test_every_route_is_denied_without_a_valid_key(
         walked += 1
     api.app.state.auth_limiter = limiter
     assert walked == len(operations(api)) - len(PUBLIC)
+    # the figure the README quotes (shown with -s)
+    print(f"\nsecurity: {walked} protected operations x 5 credentials = {walked * 5} refusals")  # noqa: T201
 
 
 # -- the objects of a subtree one may not reach ----------------------------------------------
@@ -430,6 +432,9 @@ def _walk_writes(
             refused += 1
         assert_no_foreign_data(response, foreign)
     assert api.platform.app.head() == head  # nothing recorded
+    writes = sum(1 for method, _, _ in operations(api) if method in WRITE_METHODS)
+    print(f"\nsecurity: {refused} of {writes} write operations refused with 403, "  # noqa: T201
+          f"{len(unlisted)} unlisted, the others compute only; store head unchanged")  # fmt: skip
     if unlisted:
         warnings.warn(f"write routes not proven 403 (add them to write_body): {unlisted}",
                       stacklevel=2)  # fmt: skip
@@ -500,6 +505,7 @@ def test_a_scoped_key_cannot_read_outside_its_subtree(
         assert_no_foreign_data(response, foreign)
         walked += 1
     assert walked == len([op for op in operations(api) if op[0] == "get"]) - len(PUBLIC)
+    print(f"\nsecurity: {role}: {walked} read operations walked, nothing foreign answered")  # noqa: T201
     # inside its own subtree the same key reads fine
     mine = api.register(network.station)
     assert api.get(f"/v1/volunteers/{mine}", key=key).json()["volunteer_id"] == mine

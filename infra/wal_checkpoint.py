@@ -48,6 +48,7 @@ class WalCheckpointer:
         self.interval = interval
         self.fallback_pages = fallback_pages
         self.checkpoints = 0  # runs that copied pages back
+        self.last: tuple[int, int, int] = (0, 0, 0)  # the last run's (busy, log, copied)
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,7 +87,8 @@ class WalCheckpointer:
                     continue
                 self._dirty.clear()
                 try:
-                    _, pages, copied = self.checkpoint(conn)
+                    self.last = self.checkpoint(conn)
+                    _, pages, copied = self.last
                 except sqlite3.Error as exc:  # e.g. a full disk: commits will say so
                     log.warning("wal_checkpoint.failed", path=self.path, error=str(exc))
                     continue

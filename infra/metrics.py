@@ -93,6 +93,18 @@ def _command_families(platform: Platform) -> list[_Family]:
         "counter",
         "Idempotency records this process deleted once past the retention period.",
     )
+    checkpoints = _Family(
+        "civic_store_wal_checkpoints_total",
+        "counter",
+        "Checkpoints of the store's write-ahead log run by this process's thread "
+        "(infra/wal_checkpoint.py) that copied pages back.",
+    )
+    wal_pages = _Family(
+        "civic_store_wal_pages",
+        "gauge",
+        "Pages in the write-ahead log at this process's last checkpoint (commits "
+        "checkpoint themselves past 10,000: the thread is falling behind).",
+    )
     app = platform.app
     # several API workers answer /metrics in turn: each labels its own counters
     pid = str(os.getpid())
@@ -105,8 +117,13 @@ def _command_families(platform: Platform) -> list[_Family]:
         lock_waits.add(app.process_lock.waits, pid=pid)
     if platform.pruner is not None:
         pruned.add(platform.pruner.pruned, pid=pid)
-
-    return [groups, commands, retries, caught_up, evicted, lock_waits, pruned]
+    checkpointer = getattr(app.recorder, "checkpointer", None)  # SQLite stores only
+    families = [groups, commands, retries, caught_up, evicted, lock_waits, pruned]
+    if checkpointer is not None:
+        checkpoints.add(checkpointer.checkpoints, pid=pid)
+        wal_pages.add(checkpointer.last[1], pid=pid)
+        families += [checkpoints, wal_pages]
+    return families
 
 
 def render_prometheus(platform: Platform) -> str:

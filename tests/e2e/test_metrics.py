@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,7 +30,13 @@ def test_metrics_count_this_process_s_command_groups(
         found = {}
         for line in text.splitlines():
             if line.startswith(
-                ("civic_command_", "civic_aggregate_cache_", "civic_store_write", "civic_idem")
+                (
+                    "civic_command_",
+                    "civic_aggregate_cache_",
+                    "civic_store_write",
+                    "civic_store_wal",
+                    "civic_idem",
+                )
             ):
                 name, value = line.rsplit(" ", 1)
                 assert name.endswith(f'{{pid="{os.getpid()}"}}')  # the test client's process
@@ -45,6 +52,8 @@ def test_metrics_count_this_process_s_command_groups(
         "civic_aggregate_cache_evictions_total",
         "civic_store_write_lock_waits_total",
         "civic_idempotency_records_pruned_total",
+        "civic_store_wal_checkpoints_total",
+        "civic_store_wal_pages",
     }
     unit = {"code": "m-c", "name": "中心", "tier": "center"}
     assert client.post("/v1/units", json=unit, headers=admin_headers).status_code == 201
@@ -52,3 +61,12 @@ def test_metrics_count_this_process_s_command_groups(
     assert after["civic_command_jobs_total"] == before["civic_command_jobs_total"] + 1
     assert after["civic_command_groups_total"] == before["civic_command_groups_total"] + 1
     assert after["civic_command_conflict_retries_total"] == 0
+    # the commit's pages go back into the store's file from the checkpoint thread
+    deadline = time.monotonic() + 10
+    while (
+        samples()["civic_store_wal_checkpoints_total"]
+        == before["civic_store_wal_checkpoints_total"]
+    ):
+        assert time.monotonic() < deadline, "no checkpoint after a commit"
+        time.sleep(0.05)
+    assert samples()["civic_store_wal_pages"] > 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 
 import structlog
 
@@ -69,8 +70,13 @@ class WalCheckpointer:
         if self._thread is None:
             with self._lock:
                 if self._thread is None and not self._stop.is_set():
+                    # the thread holds the checkpointer weakly: a store dropped without
+                    # close() does not leave it running (and its file open) for good
                     self._thread = threading.Thread(
-                        target=self._run, name="wal-checkpoint", daemon=True
+                        target=_run,
+                        args=(weakref.ref(self), self.path, self.interval, self._stop),
+                        name="wal-checkpoint",
+                        daemon=True,
                     )
                     self._thread.start()
 
@@ -79,28 +85,39 @@ class WalCheckpointer:
         busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(busy), int(pages), int(copied)
 
-    def _run(self) -> None:
-        conn = sqlite3.connect(self.path, uri=True, isolation_level=None, check_same_thread=False)
+    def _turn(self, conn: sqlite3.Connection) -> None:
+        """The thread's turn: a checkpoint if anything committed since the last."""
+        if not self._dirty.is_set():
+            return
+        self._dirty.clear()
         try:
-            while not self._stop.wait(self.interval):
-                if not self._dirty.is_set():
-                    continue
-                self._dirty.clear()
-                try:
-                    self.last = self.checkpoint(conn)
-                    _, pages, copied = self.last
-                except sqlite3.Error as exc:  # e.g. a full disk: commits will say so
-                    log.warning("wal_checkpoint.failed", path=self.path, error=str(exc))
-                    continue
-                if copied > 0:
-                    self.checkpoints += 1
-                if copied < pages:  # a reader held older pages: try again next time
-                    self._dirty.set()
-        finally:
-            conn.close()
+            self.last = self.checkpoint(conn)
+        except sqlite3.Error as exc:  # e.g. a full disk: commits will say so
+            log.warning("wal_checkpoint.failed", path=self.path, error=str(exc))
+            return
+        _, pages, copied = self.last
+        if copied > 0:
+            self.checkpoints += 1
+        if copied < pages:  # a reader held older pages: try again next time
+            self._dirty.set()
 
     def close(self) -> None:
         self._stop.set()
         thread = self._thread
         if thread is not None:
             thread.join(5)
+
+
+def _run(
+    owner: weakref.ref[WalCheckpointer], path: str, interval: float, stop: threading.Event
+) -> None:
+    conn = sqlite3.connect(path, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        while not stop.wait(interval):
+            checkpointer = owner()
+            if checkpointer is None:  # its store was dropped without close()
+                return
+            checkpointer._turn(conn)  # the thread of this very object
+            del checkpointer  # not kept alive while waiting
+    finally:
+        conn.close()

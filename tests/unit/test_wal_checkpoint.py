@@ -4,6 +4,7 @@ still only in the log leave it at its old size; pages copied back grow it."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import time
@@ -113,3 +114,18 @@ def test_an_in_memory_store_has_no_checkpointer() -> None:
     recorder = GroupCommitSQLiteRecorder(SQLiteDatastore("file::memory:?mode=memory&cache=shared"))
     assert recorder.checkpointer is None
     recorder.close()
+
+
+def test_a_dropped_checkpointer_s_thread_ends(tmp_path: Path) -> None:
+    """A store dropped without close() leaves no thread (and no open file) behind."""
+    path = tmp_path / "db.sqlite"
+    conn = _database(path)
+    checkpointer = WalCheckpointer(str(path), interval=0.02)
+    checkpointer.committed()
+    thread = checkpointer._thread
+    assert thread is not None and thread.is_alive()
+    del checkpointer
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
+    conn.close()

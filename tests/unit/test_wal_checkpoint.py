@@ -8,9 +8,11 @@ import gc
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
+import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteDatastore
 
@@ -21,11 +23,19 @@ PAGE = 4096
 ROWS = 1_500  # one page each: past SQLite's own 1,000-page checkpoint mark
 
 
-def _database(path: Path) -> sqlite3.Connection:
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "db.sqlite"
+
+
+@pytest.fixture
+def conn(path: Path) -> Iterator[sqlite3.Connection]:
+    """A WAL database with one table, on ``path``."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (x BLOB)")
-    return conn
+    yield conn
+    conn.close()
 
 
 def _write_pages(conn: sqlite3.Connection, checkpointer: WalCheckpointer | None) -> None:
@@ -45,19 +55,18 @@ def _until(condition: object, timeout: float = 10.0) -> bool:
     return False
 
 
-def test_by_default_the_commit_itself_copies_the_log_back(tmp_path: Path) -> None:
+def test_by_default_the_commit_itself_copies_the_log_back(
+    path: Path, conn: sqlite3.Connection
+) -> None:
     """What the checkpointer changes: without it, the commit that passes 1,000
     pages of log runs the checkpoint (the file holds the rows at once)."""
-    path = tmp_path / "db.sqlite"
-    conn = _database(path)
     _write_pages(conn, None)
     assert path.stat().st_size > ROWS * PAGE
-    conn.close()
 
 
-def test_a_configured_commit_leaves_the_copy_to_the_thread(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite"
-    conn = _database(path)
+def test_a_configured_commit_leaves_the_copy_to_the_thread(
+    path: Path, conn: sqlite3.Connection
+) -> None:
     checkpointer = WalCheckpointer(str(path), interval=0.05)
     _write_pages(conn, checkpointer)
     assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == FALLBACK_PAGES
@@ -68,18 +77,15 @@ def test_a_configured_commit_leaves_the_copy_to_the_thread(tmp_path: Path) -> No
     try:
         assert _until(lambda: checkpointer.checkpoints == 1)
         assert path.stat().st_size > ROWS * PAGE
-        # the rows are readable from the file alone, through a new connection
+        # and the rows are all there for a new connection
         assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0] == ROWS
     finally:
         checkpointer.close()
     thread = checkpointer._thread
     assert thread is not None and not thread.is_alive()
-    conn.close()
 
 
-def test_the_thread_checkpoints_only_after_commits(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite"
-    conn = _database(path)
+def test_the_thread_checkpoints_only_after_commits(path: Path, conn: sqlite3.Connection) -> None:
     checkpointer = WalCheckpointer(str(path), interval=0.02)
     _write_pages(conn, checkpointer)
     checkpointer.committed()
@@ -89,7 +95,6 @@ def test_the_thread_checkpoints_only_after_commits(tmp_path: Path) -> None:
         assert checkpointer.checkpoints == 1
     finally:
         checkpointer.close()
-    conn.close()
 
 
 def test_the_event_store_checkpoints_off_its_commits(tmp_path: Path) -> None:
@@ -116,10 +121,8 @@ def test_an_in_memory_store_has_no_checkpointer() -> None:
     recorder.close()
 
 
-def test_a_dropped_checkpointer_s_thread_ends(tmp_path: Path) -> None:
+def test_a_dropped_checkpointer_s_thread_ends(path: Path, conn: sqlite3.Connection) -> None:
     """A store dropped without close() leaves no thread (and no open file) behind."""
-    path = tmp_path / "db.sqlite"
-    conn = _database(path)
     checkpointer = WalCheckpointer(str(path), interval=0.02)
     checkpointer.committed()
     thread = checkpointer._thread
@@ -128,4 +131,3 @@ def test_a_dropped_checkpointer_s_thread_ends(tmp_path: Path) -> None:
     gc.collect()
     thread.join(5)
     assert not thread.is_alive()
-    conn.close()

@@ -3,8 +3,8 @@
 In WAL mode SQLite copies committed pages back into the database file when the log
 passes 1,000 pages (~4 MB), and does it inside the commit that crossed the mark.
 Commands touch index pages all over the store (one passbook here, another there):
-a batch of 1,000 awards dirties ~2,000 pages, so with the default every batch's
-commit also ran a checkpoint, and a page that every batch touches was copied back
+a batch of 1,000 awards dirties 1,000-2,000 pages, so with the default nearly every
+batch's commit also ran a checkpoint, and a page that every batch touches was copied back
 every time. Here the committing connections checkpoint only past
 ``fallback_pages`` (a safety net), and a thread of this process runs a PASSIVE
 checkpoint about every ``interval`` seconds after commits: it takes no write lock
@@ -14,7 +14,9 @@ reader still needs older pages (the next run goes on from there).
 
 Durability is unchanged: a commit is durable once its WAL frames are synced, and
 after a crash SQLite replays the WAL whatever was checkpointed. ``journal_size_limit``
-keeps the log file from staying at its largest size after a burst.
+keeps the log file from staying at its largest size after a burst. The thread is
+not carried into a process forked after the store's first commit (our servers spawn
+their workers): there commits fall back to checkpointing past ``fallback_pages``.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class WalCheckpointer:
         self,
         path: str,
         *,
-        interval: float = 0.5,
+        interval: float = 0.1,
         fallback_pages: int = FALLBACK_PAGES,
     ) -> None:
         self.path = path

@@ -8,6 +8,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,6 +33,16 @@ _CHECK = "10X98765432"
 _serial = itertools.count(1)
 
 MintKey = Callable[..., str]
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

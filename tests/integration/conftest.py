@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,16 +274,6 @@ def dump_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             )
             for name in sorted(names)
         }
-
-
-def wait_until(
-    check: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(interval)
 
 
 # -- a published history, and its read models rebuilt from the embedded stream ----

@@ -25,6 +25,7 @@ from infra.settings import Settings
 from projections.catalog import PROJECTIONS
 from projections.view_files import live_path
 from services.bootstrap import build_application
+from tests.conftest import wait_until
 from tests.integration.api_clients import (
     CLIENTS,
     Clients,
@@ -32,7 +33,7 @@ from tests.integration.api_clients import (
     idempotency_keys,
     open_network,
 )
-from tests.integration.conftest import DOCUMENT_SECRET, dump_tables, wait_until
+from tests.integration.conftest import DOCUMENT_SECRET, dump_tables
 from tests.integration.crash_harness import ApiServer, recompute, row_differences, view_position
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,8 @@ from infra.settings import Settings
 from services import commands as c
 from services.audit_replay.check import run_check
 from services.bootstrap import Platform
-from tests.integration.conftest import load_demo, wait_until
+from tests.conftest import wait_until
+from tests.integration.conftest import load_demo
 from tests.unit.audit_scenario import NOVEMBER, District
 
 

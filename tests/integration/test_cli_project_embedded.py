@@ -9,8 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from services import cli
 from services import commands as c
 from services.bootstrap import Platform
 from services.principals import SYSTEM
+from tests.conftest import wait_until
 from tests.integration.test_cli import ENV, view_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,14 +88,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
                 process.kill()
 
 
-def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def position_of(settings: Settings, name: str) -> int:
     path = live_path(settings.views_dir, name)
     if not path.exists():
@@ -131,7 +123,10 @@ def test_project_follows_the_store_from_its_own_process(
     try:
         head = api.app.head()
         wait_until(
-            lambda: all(position_of(settings, n) >= head for n in MODELS), 60, "the catch-up"
+            lambda: all(position_of(settings, n) >= head for n in MODELS),
+            60,
+            interval=0.02,
+            what="the catch-up",
         )
         # a command through the API process: its read waits for the other process
         volunteer = next(
@@ -159,7 +154,12 @@ def test_project_killed_mid_catch_up_loses_and_repeats_nothing(
     args = ("audit_trail", "leaderboard", "--batch-size", "20")
     process = project(settings.data_dir, *args)
     try:
-        wait_until(lambda: position_of(settings, "audit_trail") > 0, 60, "a first batch")
+        wait_until(
+            lambda: position_of(settings, "audit_trail") > 0,
+            60,
+            interval=0.02,
+            what="a first batch",
+        )
         process.send_signal(signal.SIGKILL)  # mid-way, no clean shutdown
         process.wait(10)
     finally:
@@ -173,7 +173,8 @@ def test_project_killed_mid_catch_up_loses_and_repeats_nothing(
         wait_until(
             lambda: all(position_of(settings, n) >= head for n in ("audit_trail", "leaderboard")),
             60,
-            "the restarted process",
+            interval=0.02,
+            what="the restarted process",
         )
     finally:
         stop(process)

@@ -25,6 +25,7 @@ from services import commands as c
 from services.application import CivicApplication
 from services.bootstrap import Platform, build_application
 from services.principals import SYSTEM
+from tests.conftest import wait_until
 from tests.integration.conftest import (
     ROOT,
     History,
@@ -34,7 +35,6 @@ from tests.integration.conftest import (
     load_demo,
     read_ledger,
     rebuild,
-    wait_until,
 )
 
 # -- the documented value ------------------------------------------------------------------

@@ -37,6 +37,7 @@ from services import commands as c
 from services.application import CivicApplication
 from services.bootstrap import Platform, build_application
 from services.principals import SYSTEM
+from tests.conftest import wait_until
 from tests.integration.conftest import (
     ROOT,
     History,
@@ -48,7 +49,6 @@ from tests.integration.conftest import (
     load_demo,
     read_ledger,
     rebuild,
-    wait_until,
 )
 
 pytestmark = pytest.mark.kafka

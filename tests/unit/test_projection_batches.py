@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import StreamRecord
 from services.bootstrap import runner_factory
+from tests.conftest import wait_until
 from tests.unit.projection_fixtures import ACTOR
 
 
@@ -208,13 +208,6 @@ def _open_unit(stream: EmbeddedStream, code: str) -> int:
     return head
 
 
-def _until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def test_a_caught_up_runner_lingers_and_applies_what_came_meanwhile_at_once(
     tmp_path: Path, stream: EmbeddedStream
 ) -> None:
@@ -224,9 +217,10 @@ def test_a_caught_up_runner_lingers_and_applies_what_came_meanwhile_at_once(
     runner.start()
     try:
         first = _open_unit(stream, "a")
-        _until(lambda: runner.subscribe().after == first)  # read, and lingering
+        # read, and lingering
+        wait_until(lambda: runner.subscribe().after == first, 10, interval=0.005)
         second = _open_unit(stream, "b")
-        _until(lambda: runner.position == second)
+        wait_until(lambda: runner.position == second, 10, interval=0.005)
     finally:
         runner.stop()
     assert journal.transactions[-1] == 2  # not [.., 1, 1]: one transaction for both
@@ -241,7 +235,7 @@ def test_a_reader_waiting_for_a_position_cuts_the_linger_short(
     runner.start()
     try:
         position = _open_unit(stream, "a")
-        _until(lambda: runner.subscribe().after == position)
+        wait_until(lambda: runner.subscribe().after == position, 10, interval=0.005)
         assert runner.wait_for(position, timeout=10.0)  # not after the 60 s linger
     finally:
         runner.stop()

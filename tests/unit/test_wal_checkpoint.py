@@ -18,6 +18,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.event_store import GroupCommitSQLiteRecorder
 from infra.wal_checkpoint import FALLBACK_PAGES, WalCheckpointer
+from tests.conftest import wait_until
 
 PAGE = 4096
 ROWS = 1_500  # one page each: past SQLite's own 1,000-page checkpoint mark
@@ -46,15 +47,6 @@ def _write_pages(conn: sqlite3.Connection, checkpointer: WalCheckpointer | None)
     conn.execute("COMMIT")
 
 
-def _until(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_by_default_the_commit_itself_copies_the_log_back(
     path: Path, conn: sqlite3.Connection
 ) -> None:
@@ -75,7 +67,7 @@ def test_a_configured_commit_leaves_the_copy_to_the_thread(
 
     checkpointer.committed()
     try:
-        assert _until(lambda: checkpointer.checkpoints == 1)
+        wait_until(lambda: checkpointer.checkpoints == 1, 10)
         assert path.stat().st_size > ROWS * PAGE
         # and the rows are all there for a new connection
         assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0] == ROWS
@@ -90,7 +82,7 @@ def test_the_thread_checkpoints_only_after_commits(path: Path, conn: sqlite3.Con
     _write_pages(conn, checkpointer)
     checkpointer.committed()
     try:
-        assert _until(lambda: checkpointer.checkpoints == 1)
+        wait_until(lambda: checkpointer.checkpoints == 1, 10)
         time.sleep(0.2)  # ten more turns of the thread, no commit
         assert checkpointer.checkpoints == 1
     finally:
@@ -109,7 +101,7 @@ def test_the_event_store_checkpoints_off_its_commits(tmp_path: Path) -> None:
             )
         # three commits of ~500 pages each, past SQLite's 1,000-page mark: had the
         # third commit checkpointed, the thread would find nothing to copy
-        assert _until(lambda: checkpointer.checkpoints >= 1)
+        wait_until(lambda: checkpointer.checkpoints >= 1, 10)
     finally:
         recorder.close()
     assert checkpointer._thread is not None and not checkpointer._thread.is_alive()

@@ -77,6 +77,15 @@ class PartitionLocator(Protocol):
     def partition_of(self, position: int) -> int | None: ...
 
 
+class Driver(Protocol):
+    """What feeds a runner that does not run a thread of its own (``RunnerGroup``)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def leave(self, runner: ProjectionRunner) -> None: ...
+
+
 @dataclass
 class RunnerStats:
     applied: int = 0
@@ -85,6 +94,24 @@ class RunnerStats:
     failures: int = 0
     last_error: str | None = None
     started_at: float = field(default_factory=time.time)
+
+
+def gather_more(
+    subscription: Subscription,
+    records: list[StreamRecord],
+    poll_size: int,
+    batch_size: int,
+    seconds: float,
+) -> bool:
+    """Add to ``records`` what the stream has at hand (polls that do not wait), up to
+    ``batch_size`` or for ``seconds``; whether a poll came back empty (the head)."""
+    deadline = time.monotonic() + seconds
+    while len(records) < batch_size and time.monotonic() < deadline:
+        more = subscription.poll(min(poll_size, batch_size - len(records)), 0)
+        if not more:
+            return True
+        records.extend(more)
+    return False
 
 
 class ProjectionRunner:
@@ -119,6 +146,7 @@ class ProjectionRunner:
         self._hurry = threading.Event()  # a reader waits for a position: no lingering
         self._at_head = False  # the last poll came back empty
         self._subscription: Subscription | None = None
+        self._driver: Driver | None = None  # set while a group feeds this runner
         with store.transaction() as conn:
             conn.execute(DEAD_LETTER_DDL)
             projection.create_tables(conn)
@@ -136,9 +164,13 @@ class ProjectionRunner:
             )
         return self._subscription
 
+    def driven_by(self, driver: Driver | None) -> None:
+        """Let ``driver`` feed this runner (None: it runs its own thread again)."""
+        self._driver = driver
+
     def start(self) -> None:
-        if self._thread is not None:
-            return
+        if self._thread is not None or self._driver is not None:
+            return  # a driver feeds it
         try:
             self.subscribe()
         except Exception as exc:  # e.g. the broker is down: the runner thread retries
@@ -151,6 +183,9 @@ class ProjectionRunner:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._hurry.set()
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.leave(self)
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -210,14 +245,9 @@ class ProjectionRunner:
         if not records:
             self._at_head = True
             return records
-        self._at_head = False
-        deadline = time.monotonic() + self.gather_seconds
-        while len(records) < self.batch_size and time.monotonic() < deadline:
-            more = subscription.poll(min(self.poll_size, self.batch_size - len(records)), 0)
-            if not more:
-                self._at_head = True
-                break
-            records.extend(more)
+        self._at_head = gather_more(
+            subscription, records, self.poll_size, self.batch_size, self.gather_seconds
+        )
         return records
 
     def catch_up(self, timeout: float = 0.05) -> int:
@@ -391,13 +421,20 @@ class ProjectionRunner:
 
     @property
     def alive(self) -> bool:
-        """Whether the runner's thread is running (False when driven by hand)."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the runner's thread, or its driver's, is running (False when
+        driven by hand)."""
+        return self.running
 
     @property
     def running(self) -> bool:
-        """Whether this process runs the runner's thread."""
+        """Whether this process runs the runner's thread (or its driver's)."""
+        if self._driver is not None:
+            return self._driver.running
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def dead_letter_count(self) -> int:
         return int(self.store.reader().execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])

@@ -13,9 +13,10 @@ read models (all of them when none is named) outside the API process:
 - on the embedded default (no Kafka), by following the event store's notification
   log from this process (every ``--poll-interval``, 50 ms: it cannot be woken by
   the API's commits, which happen in another process; each look that finds commits
-  applies them all in one transaction per read model). The API then spends its
-  interpreter on commands only, and its reads still wait for their positions
-  (read-your-writes) by looking at the view databases.
+  applies them all in one transaction per read model; several read models named
+  to one process share one read of the log and one thread: ``projections.group``).
+  The API then spends its interpreter on commands only, and its reads still wait
+  for their positions (read-your-writes) by looking at the view databases.
 
 Run the API with ``civic serve --no-projections`` (``CIVIC_RUN_PROJECTIONS=false``)
 when these run beside it. Both stop cleanly on SIGINT or SIGTERM.
@@ -36,6 +37,7 @@ from pydantic import ValidationError
 from infra.heap import freeze_startup_heap
 from infra.logging import configure_logging
 from infra.settings import Settings
+from projections.group import RunnerGroup
 from projections.stream import EventStream
 
 log = structlog.get_logger(__name__)
@@ -200,27 +202,35 @@ def project(
         from infra.embedded_stream import EmbeddedStream  # noqa: PLC0415
 
         app = build_application(settings)
-        # one read model: nothing to share, so it reads only the event types it handles
-        stream = EmbeddedStream(
-            app.recorder,
-            poll_interval=poll_interval,
-            keep_decoded=EmbeddedStream.KEEP_DECODED if len(chosen) > 1 else 0,
-        )
+        # one read, of the event types the read models handle, feeds them all (a
+        # group when there are several): nothing decoded is kept for sharing
+        stream = EmbeddedStream(app.recorder, poll_interval=poll_interval, keep_decoded=0)
     # no lingering: in a process of its own a runner shares the interpreter with no
     # API, and the consumer's fetch already gathers (CIVIC_PROJECTION_LINGER is for
     # the runners inside `civic serve`)
     make = runner_factory(settings, stream, batch_size=batch_size, linger=0.0)
     runners = {name: make(name, live_path(settings.views_dir, name)) for name in chosen}
     swapper = build_swapper(settings, runners, make)  # follows `civic projections rebuild`
+    # Without Kafka, several read models share one thread and one read of the log
+    # (projections.group); on Kafka each keeps its consumer group civic.NAME.
+    group = (
+        RunnerGroup(list(runners.values()), stream)
+        if not settings.kafka and len(runners) > 1
+        else None
+    )
     freeze_startup_heap()
+    if group is not None:
+        group.start()
     for runner in runners.values():
-        runner.start()
+        runner.start()  # (a runner in the group has no thread of its own)
     swapper.start()
     log.info("project.started", read_models=chosen, stream="kafka" if settings.kafka else "store")
     try:
         _until_signalled()
     finally:
         swapper.stop()
+        if group is not None:
+            group.stop()
         for runner in list(runners.values()):  # the versions serving now
             runner.stop()
             runner.store.close()

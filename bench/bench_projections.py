@@ -67,6 +67,7 @@ from domain.volunteers import Volunteer  # noqa: E402
 from infra.embedded_stream import EmbeddedStream  # noqa: E402
 from infra.heap import freeze_startup_heap  # noqa: E402
 from projections.catalog import PROJECTIONS  # noqa: E402
+from projections.group import RunnerGroup  # noqa: E402
 from projections.runner import BATCH_SIZE, ProjectionRunner  # noqa: E402
 from projections.store import ViewStore  # noqa: E402
 from projections.stream import PositionLookup, StreamRecord, Subscription  # noqa: E402
@@ -337,7 +338,7 @@ class Figure:
         cpu_rate = self.events / self.cpu if self.cpu else float("inf")
         vs = f"  {rate / (baseline.events / baseline.wall):5.1f}x baseline" if baseline else ""
         return (
-            f"  {self.label:<38} {rate:>9,.0f} events/s  (CPU {cpu_rate:>9,.0f}/s;"
+            f"  {self.label:<50} {rate:>9,.0f} events/s  (CPU {cpu_rate:>9,.0f}/s;"
             f" {self.events:,} in {self.wall:.2f} s){vs}"
         )
 
@@ -444,22 +445,30 @@ def in_processes(run: Run, names: Sequence[str]) -> Figure:
     )
 
 
-def in_processes_end_to_end(run: Run, names: Sequence[str]) -> Figure:
-    """Each read model in its own (forked) process that opens the store and follows
-    the log itself, selecting and decoding the event types it handles (as `civic
-    project NAME` does, one process per name)."""
+def in_processes_end_to_end(
+    run: Run, groups: Sequence[Sequence[str]], label: str | None = None
+) -> Figure:
+    """Each group of read models in its own (forked) process that opens the store and
+    follows the log itself, selecting and decoding the event types its read models
+    handle (as `civic project NAME...` does: one read model on its runner, several
+    in a ``RunnerGroup``)."""
     run.views += 1
     return _timed_children(
-        f"end-to-end: {len(names)} processes, each on the log",
+        label or f"end-to-end: {len(groups)} processes, each on the log",
         run.events,
         [
-            (
-                _follow_in_child,
-                (name, run.store, run.work / f"{run.views}-{name}.sqlite", run.batch_size),
-            )
-            for name in names
+            (_follow_in_child, (tuple(names), run.store, run.work / str(run.views), run.batch_size))
+            for names in groups
         ],
     )
+
+
+def two_core_split(names: Sequence[str]) -> list[list[str]]:
+    """Read models that take every event in a process each, the others together in
+    one (a group reads and decodes each event once for all of them)."""
+    every = [n for n in names if PROJECTIONS[n]().subscribed is None]
+    rest = [n for n in names if n not in every]
+    return [[n] for n in every] + ([rest] if rest else [])
 
 
 def _timed_children(
@@ -483,19 +492,27 @@ def _timed_children(
     return Figure(label, events, wall, cpu)
 
 
-def _follow_in_child(name: str, store: Path, path: Path, batch_size: int) -> None:
+def _follow_in_child(names: tuple[str, ...], store: Path, views: Path, batch_size: int) -> None:
     app = open_app(store)  # its own connections: none inherited from the parent is used
     try:
-        runner = ProjectionRunner(
-            PROJECTIONS[name](),
-            ViewStore(path),
-            # as `civic project NAME`: nothing shared, so only the types it handles
-            EmbeddedStream(app.recorder, keep_decoded=0),
-            batch_size=batch_size,
-            retry_backoff=0.0,
-        )
-        runner.catch_up()
-        assert runner.position == app.recorder.max_notification_id()
+        # as `civic project NAME...`: nothing kept for sharing, only the types handled
+        stream = EmbeddedStream(app.recorder, keep_decoded=0)
+        runners = [
+            ProjectionRunner(
+                PROJECTIONS[name](),
+                ViewStore(views / f"{name}.sqlite"),
+                stream,
+                batch_size=batch_size,
+                retry_backoff=0.0,
+            )
+            for name in names
+        ]
+        if len(runners) == 1:
+            runners[0].catch_up()
+        else:
+            RunnerGroup(runners, stream).catch_up()
+        head = app.recorder.max_notification_id()
+        assert all(runner.position == head for runner in runners)
     finally:
         app.close()
 
@@ -565,9 +582,14 @@ def all_of_them(run: Run, names: Sequence[str], baselines: list[Figure]) -> None
         run.events,
         partial(catch_up_concurrently, run.runners(names, run.fresh_stream()), run.events),
     )
-    e2e_processes = in_processes_end_to_end(run, names)
+    e2e_processes = in_processes_end_to_end(run, [[n] for n in names])
+    figures = [sequential, threaded, processes, e2e, e2e_processes]
+    split = two_core_split(names)
+    if len(split) < len(names):
+        shown = " | ".join("+".join(group) for group in split)
+        figures.append(in_processes_end_to_end(run, split, f"end-to-end: {shown}"))
     print(f"all {len(names)} ({', '.join(names)}):")
-    for figure in (sequential, threaded, processes, e2e, e2e_processes):
+    for figure in figures:
         print(figure.line(combined))
     print(combined.line())
 

@@ -131,12 +131,6 @@ DDL: Final = (
         summary TEXT NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS audit_by_volunteer ON audit_events (volunteer, position) "
-    "WHERE volunteer IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS audit_by_lineage ON audit_events (lineage, position) "
-    "WHERE lineage IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS audit_by_actor ON audit_events (actor, position)",
-    "CREATE INDEX IF NOT EXISTS audit_by_type ON audit_events (type, position)",
     # the positions recorded in each hour: a time window becomes a position range
     # (recording times and positions agree but for a few concurrent commands)
     """
@@ -175,6 +169,16 @@ DDL: Final = (
         lineage INTEGER
     )
     """,
+)
+
+# the filters' indexes (reads only: see Projection.read_indexes)
+READ_INDEXES: Final = (
+    "CREATE INDEX IF NOT EXISTS audit_by_volunteer ON audit_events (volunteer, position) "
+    "WHERE volunteer IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS audit_by_lineage ON audit_events (lineage, position) "
+    "WHERE lineage IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS audit_by_actor ON audit_events (actor, position)",
+    "CREATE INDEX IF NOT EXISTS audit_by_type ON audit_events (type, position)",
 )
 
 INSERT_EVENT: Final = (
@@ -242,6 +246,7 @@ Subject = tuple[int, int | None, int | None]
 
 class AuditTrailProjection(Projection):
     name = "audit_trail"
+    read_indexes = READ_INDEXES
     takes_every_event = True  # also types this code predates (see ``apply``)
 
     def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:

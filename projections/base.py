@@ -36,6 +36,10 @@ class Projection(ABC):
     # True for a read model that records every event, also of types it has no
     # handler for (the audit trail): a stream must then deliver it every event
     takes_every_event: ClassVar[bool] = False
+    # CREATE INDEX statements that serve reads only (no handler's statement needs
+    # them). A runner that starts far behind the stream creates them once it has
+    # caught up: one sorted build each instead of an entry updated per row.
+    read_indexes: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -126,13 +126,16 @@ class RunnerGroup:
         records = subscription.poll(
             self.poll_size, self.poll_timeout if timeout is None else timeout
         )
-        if not records:
-            return 0
-        gather_more(subscription, records, self.poll_size, self.batch_size, self.gather_seconds)
+        at_head = not records or gather_more(
+            subscription, records, self.poll_size, self.batch_size, self.gather_seconds
+        )
         for runner in members:
-            if not runner.stopped:
+            if records and not runner.stopped:
                 runner.apply_records(records)
-        subscription.committed({r.partition: r.offset for r in records})
+            if at_head:
+                runner.reached_head()
+        if records:
+            subscription.committed({r.partition: r.offset for r in records})
         return len(records)
 
     def catch_up(self, timeout: float = 0.05) -> int:

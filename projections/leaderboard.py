@@ -68,9 +68,6 @@ DDL: Final = (
         station_id TEXT
     ) WITHOUT ROWID
     """,
-    "CREATE INDEX IF NOT EXISTS lb_volunteers_center ON lb_volunteers (center_id)",
-    "CREATE INDEX IF NOT EXISTS lb_volunteers_institute ON lb_volunteers (institute_id)",
-    "CREATE INDEX IF NOT EXISTS lb_volunteers_station ON lb_volunteers (station_id)",
     """
     CREATE TABLE IF NOT EXISTS lb_passbooks (
         passbook_id TEXT PRIMARY KEY,
@@ -87,6 +84,13 @@ DDL: Final = (
         PRIMARY KEY (period, volunteer_id)
     ) WITHOUT ROWID
     """,
+)
+
+# reads only (see Projection.read_indexes)
+READ_INDEXES: Final = (
+    "CREATE INDEX IF NOT EXISTS lb_volunteers_center ON lb_volunteers (center_id)",
+    "CREATE INDEX IF NOT EXISTS lb_volunteers_institute ON lb_volunteers (institute_id)",
+    "CREATE INDEX IF NOT EXISTS lb_volunteers_station ON lb_volunteers (station_id)",
     # the default board (by points) reads in index order; ranking by hours sorts the
     # period's rows, which keeps every score update to one index entry
     "CREATE INDEX IF NOT EXISTS lb_scores_by_points "
@@ -122,6 +126,7 @@ def _home_columns(home_path: object) -> tuple[str | None, str | None, str | None
 
 class LeaderboardProjection(Projection):
     name = "leaderboard"
+    read_indexes = READ_INDEXES
 
     def __init__(self, *, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.clock = PeriodClock(timezone)

@@ -53,6 +53,9 @@ log = structlog.get_logger(__name__)
 BATCH_SIZE = 20_000  # events per transaction at most
 POLL_SIZE = 2_000  # records asked of the stream per poll
 GATHER_SECONDS = 0.25  # how long a batch may gather polls that return records at once
+# A runner starting at least this far behind the stream creates its projection's
+# read indexes once it has caught up (``Projection.read_indexes``)
+BULK_LAG = 10_000
 
 _position = attrgetter("position")
 
@@ -128,6 +131,7 @@ class ProjectionRunner:
         poll_timeout: float = 0.5,
         max_attempts: int = 3,
         retry_backoff: float = 0.05,
+        bulk_lag: int = BULK_LAG,
     ) -> None:
         self.projection = projection
         self.store = store
@@ -150,6 +154,10 @@ class ProjectionRunner:
         with store.transaction() as conn:
             conn.execute(DEAD_LETTER_DDL)
             projection.create_tables(conn)
+        # the read indexes: now, or (far behind) once caught up (see ``reached_head``)
+        self.read_indexes_pending = bool(projection.read_indexes)
+        if self.read_indexes_pending and not self._far_behind(bulk_lag):
+            self.build_read_indexes()
 
     @property
     def name(self) -> str:
@@ -229,6 +237,8 @@ class ProjectionRunner:
             return 0
         applied = self.apply_records(records)
         subscription.committed({r.partition: r.offset for r in records})
+        if self._at_head:
+            self.reached_head()
         return applied
 
     def _gather(
@@ -244,6 +254,7 @@ class ProjectionRunner:
         self._hurry.clear()
         if not records:
             self._at_head = True
+            self.reached_head()
             return records
         self._at_head = gather_more(
             subscription, records, self.poll_size, self.batch_size, self.gather_seconds
@@ -259,6 +270,37 @@ class ProjectionRunner:
             total += n
             if n == 0 and self.lag() in (0, None):
                 return total
+
+    # -- read indexes --------------------------------------------------------------
+
+    def _far_behind(self, bulk_lag: int) -> bool:
+        if bulk_lag <= 0:
+            return False
+        try:
+            head = self.stream.head()
+        except Exception as exc:  # the stream is away: index now, to be safe
+            log.warning("projection.head_unavailable", projection=self.name, error=repr(exc))
+            return False
+        return head - self.position >= bulk_lag
+
+    def reached_head(self) -> None:
+        """The stream has nothing more for now: create what was deferred."""
+        if self.read_indexes_pending:
+            self.build_read_indexes()
+
+    def build_read_indexes(self) -> None:
+        """Create the projection's read indexes (those that exist stay as they are)."""
+        started = time.perf_counter()
+        with self.store.transaction() as conn:
+            for statement in self.projection.read_indexes:
+                conn.execute(statement)
+        self.read_indexes_pending = False
+        log.info(
+            "projection.read_indexes_built",
+            projection=self.name,
+            position=self.position,
+            seconds=round(time.perf_counter() - started, 3),
+        )
 
     # -- applying ----------------------------------------------------------------
 

@@ -72,6 +72,8 @@ class Scratch:
             projection = create(name, timezone=timezone)
             with store.transaction() as conn:
                 projection.create_tables(conn)
+                for statement in projection.read_indexes:
+                    conn.execute(statement)
             models[name] = ScratchModel(projection, store)
         return cls(models)
 

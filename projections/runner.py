@@ -155,8 +155,9 @@ class ProjectionRunner:
             conn.execute(DEAD_LETTER_DDL)
             projection.create_tables(conn)
         # the read indexes: now, or (far behind) once caught up (see ``reached_head``)
+        self.bulk_lag = bulk_lag
         self.read_indexes_pending = bool(projection.read_indexes)
-        if self.read_indexes_pending and not self._far_behind(bulk_lag):
+        if self.read_indexes_pending and not self._far_behind():
             self.build_read_indexes()
 
     @property
@@ -273,19 +274,21 @@ class ProjectionRunner:
 
     # -- read indexes --------------------------------------------------------------
 
-    def _far_behind(self, bulk_lag: int) -> bool:
-        if bulk_lag <= 0:
+    def _far_behind(self) -> bool:
+        if self.bulk_lag <= 0:
             return False
         try:
-            head = self.stream.head()
+            lag = self.lag()
         except Exception as exc:  # the stream is away: index now, to be safe
-            log.warning("projection.head_unavailable", projection=self.name, error=repr(exc))
+            log.warning("projection.lag_unknown", projection=self.name, error=repr(exc))
             return False
-        return head - self.position >= bulk_lag
+        return lag is not None and lag >= self.bulk_lag
 
     def reached_head(self) -> None:
-        """The stream has nothing more for now: create what was deferred."""
-        if self.read_indexes_pending:
+        """The stream had nothing more for now: create what was deferred, unless it
+        says this runner is still far behind (a Kafka poll can come back empty while
+        its fetch is under way)."""
+        if self.read_indexes_pending and not self._far_behind():
             self.build_read_indexes()
 
     def build_read_indexes(self) -> None:

@@ -579,8 +579,11 @@ def catch_up(
         patience = IDLE_PATIENCE if applied else FIRST_RECORDS_PATIENCE
         if time.monotonic() - last_record > patience:  # nothing more for us (a gap?)
             log.warning("projection.catch_up_stalled", projection=runner.name, head=head)
+            runner.build_read_indexes()  # a stalled view still answers its reads
             return CaughtUp(applied, stalled=True)
         time.sleep(0.05)
+    if runner.read_indexes_pending:
+        runner.build_read_indexes()
     progress.update(task, completed=max(head, 1))
     return CaughtUp(applied, stalled=False)
 

@@ -1,15 +1,20 @@
 """Several read models fed by one thread from one subscription.
 
-Runners of their own each read the stream and decode every event they handle,
-each on a thread of its own; read models that share a process then pay the
-decoding once per read model and hand the interpreter to each other under the
-GIL. A :class:`RunnerGroup` reads each record once (the union of its members'
-event types), and one thread applies every batch to each member in turn, each
-in its own transaction with its own position, exactly as the member would
-(``ProjectionRunner.apply_records``: a member skips what it already applied, and
-parks a poison event without holding up the others). Leaderboard and unit
-metrics from history, in one process: 1.73-1.86 s of CPU per 100,000 events
-this way, 2.22-2.39 s as two runner threads on a shared stream.
+Runners of their own each poll the stream on a thread of their own: in one
+process they either select and decode their events each (a stream that keeps
+nothing) or share decoded events through the stream's cache, and either way
+hand the interpreter to each other under the GIL. A :class:`RunnerGroup` reads
+each record once (the union of its members' event types), and one thread applies
+every batch to each member in turn, each in its own transaction with its own
+position, exactly as the member would (``ProjectionRunner.apply_records``: a
+member skips what it already applied, and parks a poison event without holding
+up the others). Leaderboard and unit metrics from history, in one process:
+1.73-1.86 s of CPU per 100,000 events this way, 2.30-2.39 s as two runner
+threads on a shared stream.
+
+``civic project NAME NAME...`` runs its read models as a group on the embedded
+stream; on Kafka each keeps its consumer group ``civic.NAME``. The runners inside
+``civic serve`` keep their threads: grouped, the POSTs' rate did not move.
 
 The group subscribes from its members' lowest positions, per partition; a member
 further ahead drops the records it has (inside its write transaction, as it does

@@ -373,6 +373,8 @@ def subscription_only(
 def run_to(runner: ProjectionRunner, events: int) -> None:
     while runner.position < events:
         runner.run_once(0.5)
+    if runner.read_indexes_pending:  # deferred from far behind: part of the work
+        runner.build_read_indexes()
 
 
 def projections_consume(
@@ -424,15 +426,26 @@ def embedded_consume(
     return rates
 
 
-def position_of(path: Path) -> int:
+def position_of(path: Path, name: str | None = None) -> int:
+    """The view's position; 0 until the read indexes of read model ``name`` (deferred
+    by a runner that started far behind) are built too."""
     if not path.exists():
         return 0
     try:
         with sqlite3.connect(path, timeout=5) as conn:
             row = conn.execute("SELECT MAX(position) FROM stream_position").fetchone()
+            if name is not None:
+                built = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                if not read_index_names(name) <= built:
+                    return 0
     except sqlite3.OperationalError:
         return 0
     return int(row[0] or 0)
+
+
+def read_index_names(name: str) -> set[str]:
+    statements = PROJECTIONS[name]().read_indexes
+    return {s.split(" IF NOT EXISTS ", 1)[1].split()[0] for s in statements}
 
 
 def cli_env(data_dir: Path, bootstrap: str, topic: str) -> dict[str, str]:
@@ -469,10 +482,10 @@ def processes_consume(bootstrap: str, topic: str, events: int, names: Sequence[s
     try:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
-            positions = [position_of(v) for v in views]
-            if first is None and any(positions):
+            if first is None and any(position_of(v) for v in views):
                 first = time.perf_counter()
-            if all(p >= events for p in positions):
+            # done: every view at the end, with its read indexes built
+            if all(position_of(v, n) >= events for v, n in zip(views, names, strict=True)):
                 last = time.perf_counter()
                 break
             time.sleep(0.05)

@@ -83,7 +83,8 @@ class RunnerGroup:
         with self._lock:
             if runner in self._members:
                 self._members.remove(runner)
-        log.info("projection.left_group", projection=runner.name, group=self.name)
+        if not self._stop.is_set():  # (not worth a line when the group stops anyway)
+            log.info("projection.left_group", projection=runner.name, group=self.name)
 
     # -- what to read -------------------------------------------------------------------
 

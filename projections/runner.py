@@ -293,9 +293,13 @@ class ProjectionRunner:
 
     def build_read_indexes(self) -> None:
         """Create the projection's read indexes (those that exist stay as they are)."""
+        statements = self.projection.read_indexes
+        if not statements:
+            self.read_indexes_pending = False
+            return
         started = time.perf_counter()
         with self.store.transaction() as conn:
-            for statement in self.projection.read_indexes:
+            for statement in statements:
                 conn.execute(statement)
         self.read_indexes_pending = False
         log.info(

@@ -579,7 +579,8 @@ def catch_up(
         patience = IDLE_PATIENCE if applied else FIRST_RECORDS_PATIENCE
         if time.monotonic() - last_record > patience:  # nothing more for us (a gap?)
             log.warning("projection.catch_up_stalled", projection=runner.name, head=head)
-            runner.build_read_indexes()  # a stalled view still answers its reads
+            if runner.read_indexes_pending:  # a stalled view still answers its reads
+                runner.build_read_indexes()
             return CaughtUp(applied, stalled=True)
         time.sleep(0.05)
     if runner.read_indexes_pending:

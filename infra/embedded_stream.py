@@ -87,7 +87,12 @@ class EmbeddedStream:
     def read(self, after: int, limit: int) -> list[StreamRecord]:
         """Records after ``after``. Every projection reads the same stretch of the
         log, so decoded records are kept (the ``keep_decoded`` least recently read
-        are evicted) and each is decoded once, not once per subscriber."""
+        are evicted) and each is decoded once, not once per subscriber. A stream
+        that keeps nothing decodes for the caller alone."""
+        if self.keep_decoded <= 0:
+            fresh = self._records(self._rows.read(after, limit))
+            self.decoded += len(fresh)
+            return fresh
         cached = self._cached(after, limit)
         if len(cached) == limit:
             return cached

@@ -153,6 +153,14 @@ def test_the_cache_evicts_the_least_recently_read(stream: EmbeddedStream) -> Non
     assert stream.decoded == 5  # 2 was not
 
 
+def test_a_stream_that_keeps_nothing_decodes_for_each_caller(stream: EmbeddedStream) -> None:
+    stream.keep_decoded = 0
+    assert [r.offset for r in stream.read(0, 300)] == list(range(1, 301))
+    assert [r.offset for r in stream.read(100, 50)] == list(range(101, 151))
+    assert stream.cached == 0
+    assert stream.decoded == 350  # nothing kept: read again, decoded again
+
+
 def test_subscribers_reading_the_same_stretch_at_once_decode_it_once(
     stream: EmbeddedStream,
 ) -> None:

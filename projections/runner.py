@@ -33,6 +33,7 @@ cuts the wait short.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -58,6 +59,17 @@ GATHER_SECONDS = 0.25  # how long a batch may gather polls that return records a
 BULK_LAG = 10_000
 
 _position = attrgetter("position")
+_INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)", re.IGNORECASE)
+
+
+def _index_name(statement: str) -> str:
+    """The index a read index statement creates (see ``Projection.read_indexes``)."""
+    found = _INDEX_NAME.match(statement.strip())
+    if found is None:
+        msg = f"a read index is created with CREATE INDEX IF NOT EXISTS name: {statement!r}"
+        raise ValueError(msg)
+    return found.group(1)
+
 
 DEAD_LETTER_DDL = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -156,7 +168,7 @@ class ProjectionRunner:
             projection.create_tables(conn)
         # the read indexes: now, or (far behind) once caught up (see ``reached_head``)
         self.bulk_lag = bulk_lag
-        self.read_indexes_pending = bool(projection.read_indexes)
+        self.read_indexes_pending = bool(self._missing_read_indexes())
         if self.read_indexes_pending and not self._far_behind():
             self.build_read_indexes()
 
@@ -291,23 +303,31 @@ class ProjectionRunner:
         if self.read_indexes_pending and not self._far_behind():
             self.build_read_indexes()
 
-    def build_read_indexes(self) -> None:
-        """Create the projection's read indexes (those that exist stay as they are)."""
+    def _missing_read_indexes(self) -> list[str]:
+        """The statements of the read indexes the view does not have yet."""
         statements = self.projection.read_indexes
         if not statements:
-            self.read_indexes_pending = False
-            return
-        started = time.perf_counter()
-        with self.store.transaction() as conn:
-            for statement in statements:
-                conn.execute(statement)
+            return []
+        rows = self.store.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        existing = {r[0] for r in rows}
+        return [s for s in statements if _index_name(s) not in existing]
+
+    def build_read_indexes(self) -> None:
+        """Create the projection's read indexes the view does not have yet."""
+        missing = self._missing_read_indexes()
+        if missing:
+            started = time.perf_counter()
+            with self.store.transaction() as conn:
+                for statement in missing:
+                    conn.execute(statement)
+            log.info(
+                "projection.read_indexes_built",
+                projection=self.name,
+                indexes=len(missing),
+                position=self.position,
+                seconds=round(time.perf_counter() - started, 3),
+            )
         self.read_indexes_pending = False
-        log.info(
-            "projection.read_indexes_built",
-            projection=self.name,
-            position=self.position,
-            seconds=round(time.perf_counter() - started, 3),
-        )
 
     # -- applying ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from infra.embedded_stream import EmbeddedStream
 from projections.audit_trail import search as audit_search
@@ -147,3 +148,19 @@ def test_answers_are_the_same_with_and_without_the_read_indexes(scenario: Scenar
     assert answers[0] == answers[1]
     assert answers[0][0].items  # something was found
     assert answers[0][2]
+
+
+def test_a_view_that_has_them_builds_nothing_again(scenario: Scenario) -> None:
+    first = runner(scenario, "audit_trail", bulk_lag=0)
+    first.catch_up(0)
+    first.store.close()
+    with capture_logs() as logs:
+        again = runner(scenario, "audit_trail", bulk_lag=0)  # same view file
+        again.build_read_indexes()
+    assert not again.read_indexes_pending
+    assert not [e for e in logs if e["event"] == "projection.read_indexes_built"]
+    with capture_logs() as logs:
+        runner(scenario, "leaderboard", bulk_lag=0, tag="fresh")
+    assert [e["indexes"] for e in logs if e["event"] == "projection.read_indexes_built"] == [
+        len(declared("leaderboard"))
+    ]

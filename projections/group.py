@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from projections.runner import POLL_SIZE, ProjectionRunner, gather_more
+from projections.runner import POLL_SIZE, ProjectionRunner, close_quietly, gather_more
 from projections.stream import EventStream, Subscription
 
 log = structlog.get_logger(__name__)
@@ -115,11 +115,7 @@ class RunnerGroup:
 
     def _drop_subscription(self) -> None:
         subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            try:
-                subscription.close()
-            except Exception as exc:  # already broken; a new one is made on the next poll
-                log.warning("projection.close_failed", group=self.name, error=repr(exc))
+        close_quietly(subscription, group=self.name)
 
     # -- feeding -------------------------------------------------------------------------
 

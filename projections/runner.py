@@ -111,6 +111,16 @@ class RunnerStats:
     started_at: float = field(default_factory=time.time)
 
 
+def close_quietly(subscription: Subscription | None, **context: str) -> None:
+    """Close a subscription being dropped (already broken, perhaps: a new one is made
+    on the next poll)."""
+    if subscription is not None:
+        try:
+            subscription.close()
+        except Exception as exc:
+            log.warning("projection.close_failed", error=repr(exc), **context)
+
+
 def gather_more(
     subscription: Subscription,
     records: list[StreamRecord],
@@ -216,11 +226,7 @@ class ProjectionRunner:
 
     def _drop_subscription(self) -> None:
         subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            try:
-                subscription.close()
-            except Exception as exc:  # already broken; a new one is made on the next poll
-                log.warning("projection.close_failed", projection=self.name, error=repr(exc))
+        close_quietly(subscription, projection=self.name)
 
     def run_forever(self) -> None:
         log.info("projection.started", projection=self.name, position=self.position)

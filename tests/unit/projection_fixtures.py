@@ -292,3 +292,20 @@ def dump(store: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
         return rows
     finally:
         conn.close()
+
+
+def a_little_of_everything(tmp_path: Path) -> Scenario:
+    """Volunteers, service, awards, redemptions (fulfilled and cancelled), a deduction."""
+    s = Scenario(tmp_path)
+    u = s.units
+    p, q = s.volunteer(u.a1, "p"), s.volunteer(u.b1, "q")
+    activity = s.activity(u.a1)
+    s.sign_up(activity, p, q)
+    s.serve(activity, p, minutes=60, people=2)
+    s.serve(activity, q, minutes=120, people=1)
+    s.hold(activity)
+    reward = s.reward(u.a, cost=5)
+    s.fulfil(s.redeem(p, reward))
+    s.cancel_redemption(s.redeem(q, reward), q, reward)
+    s.deduct(q, 2, T0 + timedelta(days=40))
+    return s

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -20,7 +19,13 @@ from projections.leaderboard import LeaderboardProjection
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from projections.stream import StreamRecord
-from tests.unit.projection_fixtures import T0, Scenario, dump, envelope, renumbered
+from tests.unit.projection_fixtures import (
+    Scenario,
+    a_little_of_everything,
+    dump,
+    envelope,
+    renumbered,
+)
 
 NAMES = sorted(PROJECTIONS)
 POISONS: dict[str, type] = {"order_board": ServiceOrder.Placed, "team_metrics": Team.Formed}
@@ -29,18 +34,7 @@ POISONS: dict[str, type] = {"order_board": ServiceOrder.Placed, "team_metrics": 
 @pytest.fixture
 def scenario(tmp_path: Path) -> Iterator[Scenario]:
     """A little of everything: volunteers, service, awards, redemptions."""
-    s = Scenario(tmp_path)
-    u = s.units
-    p, q = s.volunteer(u.a1, "p"), s.volunteer(u.b1, "q")
-    activity = s.activity(u.a1)
-    s.sign_up(activity, p, q)
-    s.serve(activity, p, minutes=60, people=2)
-    s.serve(activity, q, minutes=120, people=1)
-    s.hold(activity)
-    reward = s.reward(u.a, cost=5)
-    s.fulfil(s.redeem(p, reward))
-    s.cancel_redemption(s.redeem(q, reward), q, reward)
-    s.deduct(q, 2, T0 + timedelta(days=40))
+    s = a_little_of_everything(tmp_path)
     yield s
     s.close()
 

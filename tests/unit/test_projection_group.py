@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,12 @@ from projections.runner import ProjectionRunner
 from projections.store import ViewStore
 from services.view_swap import ViewSwapper
 from tests.conftest import wait_until
-from tests.unit.projection_fixtures import T0, Scenario, dump
+from tests.unit.projection_fixtures import Scenario, a_little_of_everything, dump
 
 
 @pytest.fixture
 def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    s = Scenario(tmp_path)
-    u = s.units
-    p, q = s.volunteer(u.a1, "p"), s.volunteer(u.b1, "q")
-    activity = s.activity(u.a1)
-    s.sign_up(activity, p, q)
-    s.serve(activity, p, minutes=60, people=2)
-    s.serve(activity, q, minutes=120, people=1)
-    s.hold(activity)
-    reward = s.reward(u.a, cost=5)
-    s.fulfil(s.redeem(p, reward))
-    s.cancel_redemption(s.redeem(q, reward), q, reward)
-    s.deduct(q, 2, T0 + timedelta(days=40))
+    s = a_little_of_everything(tmp_path)
     yield s
     s.close()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,14 @@ from projections.group import RunnerGroup
 from projections.leaderboard import top
 from projections.runner import ProjectionRunner
 from projections.store import ViewStore
-from tests.unit.projection_fixtures import T0, Scenario, dump
+from tests.unit.projection_fixtures import T0, Scenario, a_little_of_everything, dump
 
 INDEXED = ("audit_trail", "leaderboard")
 
 
 @pytest.fixture
 def scenario(tmp_path: Path) -> Iterator[Scenario]:
-    s = Scenario(tmp_path)
-    u = s.units
-    p, q = s.volunteer(u.a1, "p"), s.volunteer(u.b1, "q")
-    activity = s.activity(u.a1)
-    s.sign_up(activity, p, q)
-    s.serve(activity, p, minutes=60, people=2)
-    s.serve(activity, q, minutes=120, people=1)
-    s.hold(activity)
-    s.deduct(q, 2, T0 + timedelta(days=40))
+    s = a_little_of_everything(tmp_path)
     yield s
     s.close()
 

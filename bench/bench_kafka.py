@@ -74,7 +74,7 @@ from infra.kafka_stream import (  # noqa: E402
 )
 from infra.relay import Relay  # noqa: E402
 from infra.settings import Settings  # noqa: E402
-from projections.catalog import PROJECTIONS  # noqa: E402
+from projections.catalog import PROJECTIONS, split_for_two_cores  # noqa: E402
 from projections.leaderboard import LeaderboardProjection  # noqa: E402
 from projections.runner import ProjectionRunner  # noqa: E402
 from projections.store import ViewStore  # noqa: E402
@@ -227,7 +227,7 @@ class Rate:
                 ratio += f" ({versus.cpu * self.streams / self.cpu:6.1%} per CPU-s)"
         cpu = f", CPU {self.cpu:5.2f} s" if self.cpu == self.cpu else ""  # nan: not measured
         return (
-            f"    {self.label:<46} {self.per_second:>9,.0f} events/s"
+            f"    {self.label:<56} {self.per_second:>9,.0f} events/s"
             f"  ({self.events:,} in {self.wall:5.2f} s{cpu}){ratio}"
         )
 
@@ -470,13 +470,16 @@ def cli(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def processes_consume(bootstrap: str, topic: str, events: int, names: Sequence[str]) -> Rate:
-    """Each read model in its own ``civic project`` process, all at once; timed from
-    the first event any of them applied to the last of them reaching the end."""
+def processes_consume(
+    bootstrap: str, topic: str, events: int, groups: Sequence[Sequence[str]], label: str
+) -> Rate:
+    """A ``civic project NAME...`` process per group of read models, all at once; timed
+    from the first event any of them applied to the last of them reaching the end."""
     data = Path(tempfile.mkdtemp(prefix="civic-bench-views-"))
     env = cli_env(data, bootstrap, topic)
     prefix = f"bench.{uuid.uuid4().hex[:6]}."
-    processes = [cli(["project", name, "--group-prefix", prefix], env) for name in names]
+    processes = [cli(["project", *group, "--group-prefix", prefix], env) for group in groups]
+    names = [name for group in groups for name in group]
     views = [data / "views" / f"{name}.sqlite" for name in names]
     first = last = None
     try:
@@ -497,8 +500,21 @@ def processes_consume(bootstrap: str, topic: str, events: int, names: Sequence[s
         shutil.rmtree(data, ignore_errors=True)
     if first is None or last is None:
         raise SystemExit("the civic project processes did not finish")
-    label = f"all {len(processes)} at once, a process each, each"
     return Rate(label, events, last - first, float("nan"))
+
+
+def processes_figures(bootstrap: str, topic: str, events: int, names: Sequence[str]) -> list[Rate]:
+    """The read models as ``civic project`` processes: a process each; split for two
+    cores (see ``split_for_two_cores``); all of them in one process, as a group."""
+    groups: list[tuple[list[list[str]], str]] = [
+        ([[name] for name in names], f"all {len(names)} at once, a process each, each")
+    ]
+    split = split_for_two_cores(names)
+    if len(split) < len(names):
+        groups.append((split, " | ".join("+".join(g) for g in split) + ", a process each"))
+    if len(names) > 1:
+        groups.append(([list(names)], f"all {len(names)} in one process (a group), each"))
+    return [processes_consume(bootstrap, topic, events, g, label) for g, label in groups]
 
 
 # -- (c) freshness ---------------------------------------------------------------------------
@@ -827,7 +843,7 @@ def throughput(
                 raws.append(raw_consume(bootstrap, topic, events))
                 raw_in = median(raws)
                 if enabled:  # CRC settings of this process do not reach the children
-                    ours.append(processes_consume(bootstrap, topic, events, names))
+                    ours += processes_figures(bootstrap, topic, events, names)
                 spread = ", ".join(f"{r.per_second:,.0f}" for r in raws)
                 report += [f"(b) consuming, {crc} (raw runs: {spread} events/s):", raw_in.line()]
                 report += [rate.line(raw_in) for rate in ours]

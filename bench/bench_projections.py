@@ -66,7 +66,7 @@ from domain.units import PracticeUnit, UnitTier  # noqa: E402
 from domain.volunteers import Volunteer  # noqa: E402
 from infra.embedded_stream import EmbeddedStream  # noqa: E402
 from infra.heap import freeze_startup_heap  # noqa: E402
-from projections.catalog import PROJECTIONS  # noqa: E402
+from projections.catalog import PROJECTIONS, split_for_two_cores  # noqa: E402
 from projections.group import RunnerGroup  # noqa: E402
 from projections.runner import BATCH_SIZE, BULK_LAG, ProjectionRunner  # noqa: E402
 from projections.store import ViewStore  # noqa: E402
@@ -467,14 +467,6 @@ def in_processes_end_to_end(
     )
 
 
-def two_core_split(names: Sequence[str]) -> list[list[str]]:
-    """Read models that take every event in a process each, the others together in
-    one (a group reads and decodes each event once for all of them)."""
-    every = [n for n in names if PROJECTIONS[n]().subscribed is None]
-    rest = [n for n in names if n not in every]
-    return [[n] for n in every] + ([rest] if rest else [])
-
-
 def _timed_children(
     label: str, events: int, children: Sequence[tuple[Callable[..., None], tuple[Any, ...]]]
 ) -> Figure:
@@ -590,7 +582,7 @@ def all_of_them(run: Run, names: Sequence[str], baselines: list[Figure]) -> None
     )
     e2e_processes = in_processes_end_to_end(run, [[n] for n in names])
     figures = [sequential, threaded, processes, e2e, e2e_processes]
-    split = two_core_split(names)
+    split = split_for_two_cores(names)
     if len(split) < len(names):
         shown = " | ".join("+".join(group) for group in split)
         figures.append(in_processes_end_to_end(run, split, f"end-to-end: {shown}"))

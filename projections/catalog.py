@@ -3,6 +3,7 @@ the network's timezone (the composition root builds one runner per entry)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, Protocol
 
 from projections.audit_trail import AuditTrailProjection
@@ -34,3 +35,12 @@ PROJECTIONS: Final[dict[str, ProjectionFactory]] = {
 def create(name: str, *, timezone: str = DEFAULT_TIMEZONE) -> Projection:
     """A fresh projection by its catalogue name (``KeyError`` for an unknown name)."""
     return PROJECTIONS[name](timezone=timezone)
+
+
+def split_for_two_cores(names: Sequence[str]) -> list[list[str]]:
+    """``names`` in groups for ``civic project`` processes on two cores: each read model
+    that takes every event in a process of its own, the others together in one (a
+    group reads and decodes each event once for all of them)."""
+    every = [n for n in names if create(n).subscribed is None]
+    rest = [n for n in names if n not in every]
+    return [[n] for n in every] + ([rest] if rest else [])

@@ -12,8 +12,9 @@ up the others). Leaderboard and unit metrics from history, in one process:
 1.73-1.86 s of CPU per 100,000 events this way, 2.30-2.39 s as two runner
 threads on a shared stream.
 
-``civic project NAME NAME...`` runs its read models as a group on the embedded
-stream; on Kafka each keeps its consumer group ``civic.NAME``. The runners inside
+``civic project NAME NAME...`` runs its read models as a group: on Kafka one
+consumer (group ``civic.NAME+NAME...``) fetches and parses each record once for
+all of them, where each read model's consumer did it again. The runners inside
 ``civic serve`` keep their threads: grouped, the POSTs' rate did not move.
 
 The group subscribes from its members' lowest positions, per partition; a member

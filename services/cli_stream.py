@@ -4,12 +4,14 @@
 fences the first, which then retries, so run one). ``civic project NAME`` feeds
 read models (all of them when none is named) outside the API process:
 
-- with Kafka configured, each from its consumer group ``civic.NAME``; several
-  processes of the same NAME share the topic's partitions and may even write the
-  same view database: each batch checks the applied offsets inside its own SQLite
-  write transaction, so whatever one applied the other skips. (Read models that
-  join aggregates want the store's order, which one consumer owning every
-  partition gives; run those as one process.)
+- with Kafka configured, from consumer group ``civic.NAME`` (several read models
+  named to one process: one consumer, group ``civic.NAME+NAME...``, feeding them
+  all: ``projections.group``); several processes of the same NAME share the
+  topic's partitions and may even write the same view database: each batch checks
+  the applied offsets inside its own SQLite write transaction, so whatever one
+  applied the other skips. (Read models that join aggregates want the store's
+  order, which one consumer owning every partition gives; run those as one
+  process.)
 - on the embedded default (no Kafka), by following the event store's notification
   log from this process (every ``--poll-interval``, 50 ms: it cannot be woken by
   the API's commits, which happen in another process; each look that finds commits
@@ -168,8 +170,9 @@ def project(
         ),
     ] = None,
 ) -> None:
-    """Feed read models until stopped: from Kafka (consumer group civic.NAME each) when
-    it is configured, else by following the event store from this process."""
+    """Feed read models until stopped: from Kafka when it is configured (consumer group
+    civic.NAME; several names share one, civic.NAME+NAME...), else by following the
+    event store from this process."""
     from projections.catalog import PROJECTIONS  # noqa: PLC0415 - avoid import cycles
     from projections.view_files import live_path  # noqa: PLC0415
     from services.bootstrap import (  # noqa: PLC0415
@@ -211,13 +214,9 @@ def project(
     make = runner_factory(settings, stream, batch_size=batch_size, linger=0.0)
     runners = {name: make(name, live_path(settings.views_dir, name)) for name in chosen}
     swapper = build_swapper(settings, runners, make)  # follows `civic projections rebuild`
-    # Without Kafka, several read models share one thread and one read of the log
-    # (projections.group); on Kafka each keeps its consumer group civic.NAME.
-    group = (
-        RunnerGroup(list(runners.values()), stream)
-        if not settings.kafka and len(runners) > 1
-        else None
-    )
+    # Several read models share one thread and one read of the stream
+    # (projections.group): on Kafka one consumer group, civic.NAME+NAME...
+    group = RunnerGroup(list(runners.values()), stream) if len(runners) > 1 else None
     freeze_startup_heap()
     if group is not None:
         group.start()

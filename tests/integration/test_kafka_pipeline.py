@@ -18,8 +18,11 @@ from infra.kafka_stream import HEADER_POSITION, KafkaStream, header, tail_consum
 from infra.metrics import render_prometheus
 from infra.settings import Settings
 from projections import leaderboard
+from projections.catalog import PROJECTIONS
 from projections.envelope import EventEnvelope
+from projections.group import RunnerGroup
 from projections.runner import ProjectionRunner
+from projections.store import ViewStore
 from projections.stream import EventStream
 from services import commands as c
 from services.application import CivicApplication
@@ -95,6 +98,41 @@ def test_read_models_are_the_same_on_either_stream(
         board = leaderboard.top(conn, period="all", limit=5)
     assert board
     assert board[0].points >= board[-1].points
+
+
+@pytest.mark.kafka
+def test_a_group_of_read_models_on_one_consumer_builds_the_same_views(
+    history: History, tmp_path: Path, group_prefix: str
+) -> None:
+    """``civic project NAME NAME...`` on Kafka: one consumer, each record fetched and
+    parsed once, every read model (and the ledger) as each builds alone."""
+    stream = KafkaStream.from_settings(
+        history.settings, group_prefix=group_prefix, session_timeout_ms=6_000
+    )
+    names = [*PROJECTIONS, "ledger"]
+    runners = [
+        ledger_runner(tmp_path / "ledger.sqlite", stream)
+        if name == "ledger"
+        else ProjectionRunner(PROJECTIONS[name](), ViewStore(tmp_path / f"{name}.sqlite"), stream)
+        for name in names
+    ]
+    group = RunnerGroup(runners, stream)
+    group.start()
+    try:
+        wait_until(
+            lambda: all(r.position >= history.head for r in runners),
+            60,
+            what="the group to catch up",
+        )
+        assert group.running and all(r.running for r in runners)
+    finally:
+        group.stop()
+        stream.close()
+    read_ledger(tmp_path / "ledger.sqlite").assert_exactly(history.head)
+    for name, runner in zip(names, runners, strict=True):
+        assert runner.healthy, name
+        if name != "ledger":
+            assert dump_tables(Path(runner.store.path)) == history.reference[name], name
 
 
 @pytest.mark.kafka

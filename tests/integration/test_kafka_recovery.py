@@ -201,12 +201,16 @@ def test_consumer_stopped_mid_batch_resumes_without_loss_or_repeat(
     assert first.stats.applied + second.stats.applied == history.head
 
 
+@pytest.mark.parametrize(
+    "names", [("leaderboard",), ("leaderboard", "audit_trail")], ids=["alone", "a group"]
+)
 def test_projection_process_killed_mid_catch_up_loses_and_repeats_nothing(
-    history: History, tmp_path: Path, group_prefix: str
+    history: History, tmp_path: Path, group_prefix: str, names: tuple[str, ...]
 ) -> None:
     settings = history.settings.model_copy(update={"data_dir": tmp_path})
     view = settings.views_dir / "leaderboard.sqlite"
-    args = ("project", "leaderboard", "--batch-size", "20", "--group-prefix", group_prefix)
+    views = [settings.views_dir / f"{name}.sqlite" for name in names]
+    args = ("project", *names, "--batch-size", "20", "--group-prefix", group_prefix)
     process = cli(*args, settings=settings)
     try:
         wait_until(lambda: position_of(view) > 0, 30, 0.01, "the process to apply something")
@@ -221,15 +225,20 @@ def test_projection_process_killed_mid_catch_up_loses_and_repeats_nothing(
 
     process = cli(*args, settings=settings)
     try:
-        wait_until(lambda: position_of(view) >= history.head, 60, what="the restarted process")
+        wait_until(
+            lambda: all(position_of(v) >= history.head for v in views),
+            60,
+            what="the restarted process",
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
     finally:
         if process.poll() is None:
             process.kill()
-    assert dump_tables(view) == history.reference["leaderboard"]
-    with sqlite3.connect(view) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == 0
+    for name, path in zip(names, views, strict=True):
+        assert dump_tables(path) == history.reference[name], name
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0] == 0
 
 
 def test_rebalance_between_two_consumers_of_one_group(

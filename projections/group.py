@@ -43,14 +43,18 @@ class RunnerGroup:
         runners: Sequence[ProjectionRunner],
         stream: EventStream,
         *,
-        poll_timeout: float = 0.5,
+        poll_timeout: float | None = None,
         retry_after: float = 1.0,
     ) -> None:
         if not runners:
             msg = "a group needs at least one runner"
             raise ValueError(msg)
         self.stream = stream
-        self.poll_timeout = poll_timeout
+        # the name it subscribes by (on Kafka its consumer group): fixed, whoever leaves
+        self.name = "+".join(r.name for r in runners)
+        self.poll_timeout = (
+            min(r.poll_timeout for r in runners) if poll_timeout is None else poll_timeout
+        )
         self.retry_after = retry_after
         self._members = list(runners)
         self._lock = threading.Lock()
@@ -64,10 +68,6 @@ class RunnerGroup:
         self._thread: threading.Thread | None = None
         for runner in runners:
             runner.driven_by(self)
-
-    @property
-    def name(self) -> str:
-        return "+".join(r.name for r in self.members)
 
     @property
     def members(self) -> list[ProjectionRunner]:
@@ -133,7 +133,9 @@ class RunnerGroup:
             subscription, records, self.poll_size, self.batch_size, self.gather_seconds
         )
         for runner in members:
-            if records and not runner.stopped:
+            if runner.stopped:  # left meanwhile (its view may be closing)
+                continue
+            if records:
                 runner.apply_records(records)
             if at_head:
                 runner.reached_head()

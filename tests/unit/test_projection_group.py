@@ -126,6 +126,7 @@ def test_members_run_on_the_groups_thread_and_a_stopped_one_leaves(scenario: Sce
         first.stop()
         assert not first.running
         assert group.members == [second]
+        assert group.name == "leaderboard+audit_trail"  # (on Kafka: its consumer group)
         stopped_at = first.position
         scenario.volunteer(scenario.units.a2, "r")  # new events: only the member left
         stream.notify(stream.head())

@@ -14,8 +14,10 @@ threads on a shared stream.
 
 ``civic project NAME NAME...`` runs its read models as a group: on Kafka one
 consumer (group ``civic.NAME+NAME...``) fetches and parses each record once for
-all of them, where each read model's consumer did it again. The runners inside
-``civic serve`` keep their threads: grouped, the POSTs' rate did not move.
+all of them, where each read model's consumer did it again. ``civic serve
+--kafka`` groups its runners too (``Platform.start_runners``). On the embedded
+stream the runners inside ``civic serve`` keep their threads: grouped, the POSTs'
+rate did not move.
 
 The group subscribes from its members' lowest positions, per partition; a member
 further ahead drops the records it has (inside its write transaction, as it does

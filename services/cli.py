@@ -211,8 +211,7 @@ def serve(
             # one set of runners for all workers: two runners must never write the
             # same view database at once
             platform = Platform.build(settings)
-            for runner in platform.runners.values():
-                runner.start()
+            platform.start_runners()
             os.environ["CIVIC_RUN_PROJECTIONS"] = "false"
         run_uvicorn(settings, workers)
     finally:

@@ -179,6 +179,10 @@ def test_commands_reach_the_leaderboard_through_kafka_with_read_your_writes(
     platform.runners["ledger"] = ledger
     platform.start()
     try:
+        # one consumer for every read model (and the ledger), on the group's thread
+        assert platform.group is not None
+        assert platform.group.members == list(platform.runners.values())
+        assert all(r.running for r in platform.runners.values())
         app = platform.app
         head = load_demo(app, volunteers=30, months=1)
         board = platform.runners["leaderboard"]

@@ -76,7 +76,7 @@ from infra.relay import Relay  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from projections.catalog import PROJECTIONS, split_for_two_cores  # noqa: E402
 from projections.leaderboard import LeaderboardProjection  # noqa: E402
-from projections.runner import ProjectionRunner  # noqa: E402
+from projections.runner import ProjectionRunner, read_index_name  # noqa: E402
 from projections.store import ViewStore  # noqa: E402
 from projections.stream import StreamRecord  # noqa: E402
 from services import commands as c  # noqa: E402
@@ -444,8 +444,7 @@ def position_of(path: Path, name: str | None = None) -> int:
 
 
 def read_index_names(name: str) -> set[str]:
-    statements = PROJECTIONS[name]().read_indexes
-    return {s.split(" IF NOT EXISTS ", 1)[1].split()[0] for s in statements}
+    return {read_index_name(s) for s in PROJECTIONS[name]().read_indexes}
 
 
 def cli_env(data_dir: Path, bootstrap: str, topic: str) -> dict[str, str]:

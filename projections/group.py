@@ -124,7 +124,7 @@ class RunnerGroup:
 
     def run_once(self, timeout: float | None = None) -> int:
         """Read one batch and apply it to every member; the records it took."""
-        members = [r for r in self.members if not r.stopped]
+        members = self.members  # (a member that stops leaves: see ProjectionRunner.stop)
         if not members:
             return 0
         subscription = self.subscribe()

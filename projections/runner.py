@@ -62,7 +62,7 @@ _position = attrgetter("position")
 _INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+)", re.IGNORECASE)
 
 
-def _index_name(statement: str) -> str:
+def read_index_name(statement: str) -> str:
     """The index a read index statement creates (see ``Projection.read_indexes``)."""
     found = _INDEX_NAME.match(statement.strip())
     if found is None:
@@ -178,9 +178,10 @@ class ProjectionRunner:
             projection.create_tables(conn)
         # the read indexes: now, or (far behind) once caught up (see ``reached_head``)
         self.bulk_lag = bulk_lag
-        self.read_indexes_pending = bool(self._missing_read_indexes())
-        if self.read_indexes_pending and not self._far_behind():
-            self.build_read_indexes()
+        missing = self._missing_read_indexes()
+        self.read_indexes_pending = bool(missing)
+        if missing and not self._far_behind():
+            self._create_read_indexes(missing)
 
     @property
     def name(self) -> str:
@@ -316,11 +317,13 @@ class ProjectionRunner:
             return []
         rows = self.store.reader().execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         existing = {r[0] for r in rows}
-        return [s for s in statements if _index_name(s) not in existing]
+        return [s for s in statements if read_index_name(s) not in existing]
 
     def build_read_indexes(self) -> None:
         """Create the projection's read indexes the view does not have yet."""
-        missing = self._missing_read_indexes()
+        self._create_read_indexes(self._missing_read_indexes())
+
+    def _create_read_indexes(self, missing: list[str]) -> None:
         if missing:
             started = time.perf_counter()
             with self.store.transaction() as conn:

@@ -564,6 +564,7 @@ def catch_up(
     task = progress.add_task(description or runner.name, total=max(head, 1))
     progress.update(task, completed=min(runner.position, head))
     applied = 0
+    stalled = False
     last_record = time.monotonic()
     while True:
         n = runner.run_once(timeout=0.0)
@@ -578,14 +579,14 @@ def catch_up(
         patience = IDLE_PATIENCE if applied else FIRST_RECORDS_PATIENCE
         if time.monotonic() - last_record > patience:  # nothing more for us (a gap?)
             log.warning("projection.catch_up_stalled", projection=runner.name, head=head)
-            if runner.read_indexes_pending:  # a stalled view still answers its reads
-                runner.build_read_indexes()
-            return CaughtUp(applied, stalled=True)
+            stalled = True
+            break
         time.sleep(0.05)
-    if runner.read_indexes_pending:
+    if runner.read_indexes_pending:  # (a stalled view still answers its reads)
         runner.build_read_indexes()
-    progress.update(task, completed=max(head, 1))
-    return CaughtUp(applied, stalled=False)
+    if not stalled:
+        progress.update(task, completed=max(head, 1))
+    return CaughtUp(applied, stalled=stalled)
 
 
 @projections_app.command("status")
